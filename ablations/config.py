@@ -1,0 +1,49 @@
+"""The run config: composed from the configs of the packages that own each part, plus the trainer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datamodules import DataConfig
+from lit_modules import ModelConfig, OptimConfig, Registry, ScheduleConfig
+from lit_modules.config_tools import check_choice, check_range, validate_fields
+
+ACCELERATORS = Registry("accelerator", {n: n for n in ("auto", "cpu", "gpu", "cuda", "mps")})
+PRECISIONS = Registry("precision", {n: n for n in ("32-true", "64-true", "16-mixed", "bf16-mixed")})
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_epochs: int = 20
+    # Where a run trains does not change what it is: runs from a laptop and a cluster share their ids.
+    accelerator: str = field(default="auto", metadata={"hash": False})
+    devices: int = 1                      # > 1: one run over several devices with DDP
+    precision: str = "32-true"
+    divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
+    progress_bar: bool = field(default=False, metadata={"hash": False})
+
+    def __post_init__(self):
+        validate_fields(self)
+        check_range("max_epochs", self.max_epochs, 1)
+        check_choice("accelerator", self.accelerator, ACCELERATORS)
+        check_range("devices", self.devices, 1)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    seed: int = 0
+
+    def __post_init__(self):
+        validate_fields(self)
+        check_range("seed", self.seed, 0)
+
+
+def baseline() -> RunConfig:
+    """The baseline every study varies: a 2-hidden-layer ReLU MLP, He init, SGD+momentum, on digits."""
+    return RunConfig()

@@ -1,0 +1,134 @@
+"""Train and test one run from a config, and leave its files in the results folder.
+
+`run_one` is the whole life of a run: resolve and validate the config (bad input fails here, before
+anything trains), train with Lightning, test once with the final weights, and write config.json,
+metrics.csv (every epoch, as it finishes) and summary.json (last).  A run that raises is recorded as
+`failed` with its traceback; a run whose loss blows up is an outcome, `diverged`, not an error.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+import torch
+import torchvision
+
+from datamodules import ImageDataModule
+from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, override, to_dict
+
+from .config import RunConfig, baseline
+from .storage import write_json, write_rows
+
+# A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+
+
+def resolve(overrides: Mapping[str, Any] | None = None, base: RunConfig | None = None) -> RunConfig:
+    """The baseline (or `base`) with dotted overrides applied; raises ConfigError on any bad key or value."""
+    return override(base or baseline(), dict(overrides or {}))
+
+
+def run_id(cfg: RunConfig) -> str:
+    """Content address: the hash of the resolved config, seed included."""
+    return config_hash(cfg)
+
+
+class _MetricsWriter(L.Callback):
+    """Persists the finished epochs at the start of the next one, so a crash keeps them."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if module.history:
+            write_rows(self.path, module.history)
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "lightning": L.__version__}
+
+
+def _device_name(trainer: L.Trainer) -> str:
+    device = trainer.strategy.root_device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    return f"{device} ({name}) x{trainer.world_size}"
+
+
+def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
+    history = module.history
+    last = history[-1] if history else {}
+    val_accs = [row["val/acc"] for row in history if "val/acc" in row]
+    nan = float("nan")
+    return {
+        "epochs": len(history),
+        "initial_loss": module.initial_loss if module.initial_loss is not None else nan,
+        "best_val_acc": max(val_accs) if val_accs else nan,
+        "final_val_acc": last.get("val/acc", nan),
+        "test_acc": module.test_metrics.get("test/acc", nan) if status == "completed" else nan,
+        "test_loss": module.test_metrics.get("test/loss", nan) if status == "completed" else nan,
+        "train_acc": last.get("train/acc", nan),
+        "train_loss": last.get("train/loss", nan),
+        "val_loss": last.get("val/loss", nan),
+    }
+
+
+def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
+          callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Train, test and record one resolved config; returns the summary that was written."""
+    spec = OPTIMIZERS.get(cfg.optim.name)
+    datamodule = ImageDataModule(cfg.data, seed=cfg.seed, full_batch=spec.full_batch)
+    # Missing data and impossible sizes (train_size above the split) fail here, before anything is
+    # written or trained; Lightning's own setup call later only moves the tensors to the device.
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+    rid = run_id(cfg)
+    run_dir = Path(results_dir) / "runs" / rid
+    write_json(run_dir / "config.json", to_dict(cfg))
+    summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed}
+    start = time.perf_counter()
+    module: ImageClassifier | None = None
+    trainer: L.Trainer | None = None
+    try:
+        L.seed_everything(cfg.seed, verbose=False)
+        module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
+                                 datamodule.num_classes, cfg.trainer.divergence_factor)
+        t = cfg.trainer
+        trainer = L.Trainer(
+            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+            logger=list(loggers) or False, callbacks=[_MetricsWriter(run_dir / "metrics.csv"), *callbacks],
+            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=t.progress_bar,
+            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
+        )
+        trainer.fit(module, datamodule=datamodule)
+        status = "diverged" if module.diverged else "completed"
+        if status == "completed":
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        summary["status"] = status
+    except ConfigError:
+        raise
+    except Exception as exc:  # recorded, never lost: the grid goes on and reports it
+        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    finally:
+        if module is not None:
+            if module.history:
+                write_rows(run_dir / "metrics.csv", module.history)
+            summary.update(_summarize(module, summary["status"]))
+        summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
+                       device=_device_name(trainer) if trainer is not None else "unknown")
+        if summary["status"] != "running":  # an interrupt (Ctrl-C, kill) leaves the run unfinished
+            write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def run_one(overrides: Mapping[str, Any] | None = None, results_dir: str | Path = "results") -> dict[str, Any]:
+    """Train and test the baseline plus dotted overrides ({"optim.name": "adam"}); returns the summary."""
+    return train(resolve(overrides), results_dir)

@@ -1,0 +1,62 @@
+"""Files of a run on disk, written atomically so a kill at any moment leaves no half-written file.
+
+<results_dir>/runs/<run_id>/config.json   the full resolved config
+                            metrics.csv   one row per finished epoch
+                            summary.json  written last: its presence means the run is finished
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename over the target (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf are not JSON: they become null (a diverged run's metrics stay missing, not faked)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Mapping[str, Any]) -> None:
+    write_atomic(path, json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    rows = list(rows)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buf.getvalue())

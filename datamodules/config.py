@@ -1,0 +1,44 @@
+"""The data half of a run config: which dataset, how it is split, preprocessed and augmented.
+
+Every field is checked here, at construction, so a typo fails before any data is loaded or any model
+is built.  The split fields (`val_fraction`, `train_size`, `split_seed`) are deliberately independent
+of the run seed: all runs of an ablation see the same validation set and the same training subset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lit_modules.config_tools import check_choice, check_range, validate_fields
+
+from .augment import AUGMENTATIONS
+from .datasets import DATASETS
+from .preprocess import PREPROCESSORS
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"                  # DATASETS registry
+    # Where the files live and whether to fetch them do not change the data, so they stay out of
+    # the config hash (the same run on two machines must land in the same result slot).
+    data_dir: str | None = field(default=None, metadata={"hash": False})
+    download: bool = field(default=True, metadata={"hash": False})
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    val_fraction: float = 0.1             # held out of the official train split
+    train_size: int | None = None         # seeded subset of the remaining train split
+    split_seed: int = 0                   # fixed: val split and subset identical across runs/seeds
+    preprocess: str = "standardize"       # PREPROCESSORS registry
+    augment: str = "none"                 # AUGMENTATIONS names joined with "+", e.g. "flip+crop"
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        check_choice("name", self.name, DATASETS)
+        check_choice("preprocess", self.preprocess, PREPROCESSORS)
+        for part in self.augment.split("+"):
+            check_choice("augment", part.strip(), AUGMENTATIONS)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("eval_batch_size", self.eval_batch_size, low=1)
+        check_range("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+        if self.train_size is not None:
+            check_range("train_size", self.train_size, low=1)
+        check_range("split_seed", self.split_seed, low=0)

@@ -1,0 +1,101 @@
+"""ImageDataModule: one DataConfig -> train / val / test TensorLoaders on the training device.
+
+The splits depend only on the config (`val_fraction`, `train_size`, `split_seed`), never on the run
+seed: every run of an ablation is validated on the same images and trained on the same subset, so
+differences between runs come from the technique and the run seed alone.  The test split is kept
+apart: only `test_dataloader` reads it, so no training or model-selection step can.
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from lit_modules.registry import ConfigError
+
+from .augment import build_augmentation
+from .config import DataConfig
+from .datasets import DATASETS, DatasetSpec, load_dataset
+from .loader import TensorLoader
+from .preprocess import Preprocessor, build_preprocessor
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(self, cfg: DataConfig, seed: int = 0, full_batch: bool = False):
+        super().__init__()
+        self.cfg, self.seed, self.full_batch = cfg, seed, full_batch
+        self.augment = build_augmentation(cfg.augment)
+        self.preprocessor: Preprocessor | None = None
+        self._is_split = False
+
+    # What a model needs before any data is read (building it must not wait for a download).
+    @property
+    def spec(self) -> DatasetSpec:
+        return DATASETS.get(self.cfg.name)
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return self.spec.in_shape
+
+    def _load(self):
+        return load_dataset(self.cfg.name, self.cfg.data_dir, self.cfg.download)
+
+    def prepare_data(self) -> None:
+        # Loading here (rank 0 only under DDP) makes missing data fail before any training starts.
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._is_split:
+            self._split()
+        # Lightning calls setup once per stage; moving to the device again is a no-op if already there.
+        device = self._device()
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
+        self.preprocessor = self.preprocessor.to(device)
+
+    def _split(self) -> None:
+        cfg, raw = self.cfg, self._load()
+        n = len(raw.y_train)
+        n_val = min(max(1, round(cfg.val_fraction * n)), n - 1)
+        # One permutation seeded by split_seed decides both the validation set and the subset; taking
+        # its prefix makes smaller train_size subsets nested in larger ones (clean data-size curves).
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        if cfg.train_size is not None:
+            if cfg.train_size > len(train_idx):
+                raise ConfigError(
+                    f"train_size: {cfg.train_size} is more than the {len(train_idx)} training samples "
+                    f"of {cfg.name!r} left after holding out val_fraction={cfg.val_fraction}")
+            train_idx = train_idx[:cfg.train_size]
+        # Indices into the official train split, kept for provenance (and for tests of the split).
+        self.train_indices, self.val_indices = train_idx, val_idx
+        self.x_train, self.y_train = raw.x_train[train_idx], raw.y_train[train_idx]
+        self.x_val, self.y_val = raw.x_train[val_idx], raw.y_train[val_idx]
+        self.x_test, self.y_test = raw.x_test, raw.y_test
+        # Statistics come from the training split only: fitting on val/test would leak them.
+        self.preprocessor = build_preprocessor(cfg.preprocess).fit(self.x_train)
+        self._is_split = True
+
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def train_dataloader(self) -> TensorLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        batch_size = len(self.x_train) if self.full_batch else self.cfg.batch_size
+        return TensorLoader(self.x_train, self.y_train, batch_size, shuffle=True, seed=self.seed,
+                            preprocess=self.preprocessor, augment=self.augment,
+                            rank=rank, world_size=world)
+
+    def _eval_loader(self, x: torch.Tensor, y: torch.Tensor) -> TensorLoader:
+        return TensorLoader(x, y, self.cfg.eval_batch_size, shuffle=False, seed=self.seed,
+                            preprocess=self.preprocessor)
+
+    def val_dataloader(self) -> TensorLoader:
+        return self._eval_loader(self.x_val, self.y_val)
+
+    def test_dataloader(self) -> TensorLoader:
+        return self._eval_loader(self.x_test, self.y_test)

@@ -1,0 +1,77 @@
+"""Configs of what lit_modules builds: the network, the optimizer and the learning-rate schedule."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config_tools import check_choice, check_range, validate_fields
+from .layers import ACTIVATIONS, INITIALIZERS, NORMS
+from .networks import NETWORKS, NORM_PLACEMENTS
+from .optim import OPTIMIZERS, SCHEDULES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    network: str = "mlp"
+    depth: int = 2                        # hidden layers (mlp)
+    width: int = 128                      # hidden units per layer (mlp)
+    channels: tuple[int, ...] = (32, 64)  # one stage per entry (convnet, resnet)
+    blocks_per_stage: int = 1             # conv layers (convnet) or residual blocks (resnet) per stage
+    activation: str = "relu"
+    init: str = "kaiming_normal"
+    norm: str = "none"
+    norm_position: str = "before"         # normalize before or after the nonlinearity
+    dropout: float = 0.0                  # inverted dropout after hidden nonlinearities
+    # The classifier's weights are scaled down after init so the initial loss is ~ln(C), the
+    # lecture's sanity check (a confident random classifier starts far above it).
+    head_init_scale: float = 0.1
+
+    def __post_init__(self):
+        validate_fields(self)
+        check_choice("network", self.network, NETWORKS)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, INITIALIZERS)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("norm_position", self.norm_position, NORM_PLACEMENTS)
+        check_range("depth", self.depth, 0)
+        check_range("width", self.width, 1)
+        if not self.channels:
+            check_range("channels", 0, 1)
+        for c in self.channels:
+            check_range("channels", c, 1)
+        check_range("blocks_per_stage", self.blocks_per_stage, 1)
+        check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_range("head_init_scale", self.head_init_scale, 0.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "momentum"
+    lr: float = 0.05
+    weight_decay: float = 5e-4            # L2 on weights only (not biases or norm parameters)
+    momentum: float = 0.9                 # for the optimizers that take it
+
+    def __post_init__(self):
+        validate_fields(self)
+        check_choice("name", self.name, OPTIMIZERS)
+        check_range("lr", self.lr, 0.0, low_open=True)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "constant"
+    warmup: float = 0.0                   # fraction of training with a linear ramp from 0
+    final: float | None = None            # final multiplier (exponential, inverse_time, cosine)
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training (step)
+    gamma: float = 0.1                    # factor at each milestone (step)
+
+    def __post_init__(self):
+        validate_fields(self)
+        check_choice("name", self.name, SCHEDULES)
+        check_range("warmup", self.warmup, 0.0, 1.0, high_open=True)
+        if self.final is not None:
+            check_range("final", self.final, 0.0, 1.0, low_open=True)
+        for m in self.milestones:
+            check_range("milestones", m, 0.0, 1.0)
+        check_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
