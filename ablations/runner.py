@@ -62,6 +62,18 @@ def _device_name(trainer: L.Trainer) -> str:
     return f"{device} ({name}) x{trainer.world_size}"
 
 
+def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
+                 callbacks: Sequence[L.Callback] = (), **extra: Any) -> L.Trainer:
+    """The suite's Trainer: no checkpoints, summaries or sanity checks; the module keeps the metrics."""
+    t = cfg.trainer
+    return L.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        logger=list(loggers) or False, callbacks=list(callbacks), enable_checkpointing=False,
+        enable_model_summary=False, enable_progress_bar=t.progress_bar, num_sanity_val_steps=0,
+        log_every_n_steps=1, default_root_dir=str(run_dir), **extra,
+    )
+
+
 def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
     history = module.history
     last = history[-1] if history else {}
@@ -101,13 +113,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
-        t = cfg.trainer
-        trainer = L.Trainer(
-            max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-            logger=list(loggers) or False, callbacks=[_MetricsWriter(run_dir / "metrics.csv"), *callbacks],
-            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=t.progress_bar,
-            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
-        )
+        trainer = make_trainer(cfg, run_dir, loggers, [_MetricsWriter(run_dir / "metrics.csv"), *callbacks])
         trainer.fit(module, datamodule=datamodule)
         status = "diverged" if module.diverged else "completed"
         if status == "completed":

@@ -15,7 +15,7 @@ from lit_modules.registry import ConfigError
 from .augment import build_augmentation
 from .config import DataConfig
 from .datasets import DATASETS, DatasetSpec, load_dataset
-from .loader import TensorLoader
+from .loader import StepGroups, TensorLoader
 from .preprocess import Preprocessor, build_preprocessor
 
 
@@ -26,6 +26,7 @@ class ImageDataModule(L.LightningDataModule):
         self.augment = build_augmentation(cfg.augment)
         self.preprocessor: Preprocessor | None = None
         self._is_split = False
+        self._ready: dict[str, torch.Tensor | None] | None = None   # preprocessed splits, see setup
 
     # What a model needs before any data is read (building it must not wait for a download).
     @property
@@ -55,6 +56,12 @@ class ImageDataModule(L.LightningDataModule):
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             setattr(self, name, getattr(self, name).to(device))
         self.preprocessor = self.preprocessor.to(device)
+        # Preprocessing is a fixed map fitted once: apply it once per split instead of to every batch,
+        # except for training under augmentation, which must see raw pixels first (augment, then
+        # normalize, as torchvision pipelines do).
+        if self._ready is None or self._ready["val"].device != device:
+            self._ready = {"val": self.preprocessor(self.x_val), "test": self.preprocessor(self.x_test),
+                           "train": self.preprocessor(self.x_train) if self.augment.is_identity else None}
 
     def _split(self) -> None:
         cfg, raw = self.cfg, self._load()
@@ -82,20 +89,27 @@ class ImageDataModule(L.LightningDataModule):
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
-    def train_dataloader(self) -> TensorLoader:
+    def ready(self, split: str) -> torch.Tensor | None:
+        """The preprocessed inputs of 'train', 'val' or 'test' (None for train under augmentation)."""
+        return self._ready[split]
+
+    def train_dataloader(self) -> StepGroups:
+        """Training batches come in groups of `steps_per_call` (a list of (x, y) pairs per call)."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         batch_size = len(self.x_train) if self.full_batch else self.cfg.batch_size
-        return TensorLoader(self.x_train, self.y_train, batch_size, shuffle=True, seed=self.seed,
-                            preprocess=self.preprocessor, augment=self.augment,
-                            rank=rank, world_size=world)
+        ready = self.ready("train")
+        loader = TensorLoader(self.x_train if ready is None else ready, self.y_train, batch_size,
+                              shuffle=True, seed=self.seed, rank=rank, world_size=world,
+                              preprocess=self.preprocessor if ready is None else None,
+                              augment=self.augment if ready is None else None)
+        return StepGroups(loader, self.cfg.steps_per_call)
 
-    def _eval_loader(self, x: torch.Tensor, y: torch.Tensor) -> TensorLoader:
-        return TensorLoader(x, y, self.cfg.eval_batch_size, shuffle=False, seed=self.seed,
-                            preprocess=self.preprocessor)
+    def _eval_loader(self, split: str, y: torch.Tensor) -> TensorLoader:
+        return TensorLoader(self.ready(split), y, self.cfg.eval_batch_size, shuffle=False, seed=self.seed)
 
     def val_dataloader(self) -> TensorLoader:
-        return self._eval_loader(self.x_val, self.y_val)
+        return self._eval_loader("val", self.y_val)
 
     def test_dataloader(self) -> TensorLoader:
-        return self._eval_loader(self.x_test, self.y_test)
+        return self._eval_loader("test", self.y_test)

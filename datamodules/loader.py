@@ -80,3 +80,31 @@ class TensorLoader:
             if self.preprocess is not None:
                 xb = self.preprocess(xb)
             yield xb, yb
+
+
+class StepGroups:
+    """Yield lists of up to `k` consecutive batches of `loader`: one Lightning batch = k optimizer steps.
+
+    Lightning's loop costs about 0.25 ms per batch on CPU (hooks, progress tracking), as much as a small
+    network's whole step; grouping pays it once per k steps.  `num_steps` is the mini-batch count.
+    """
+
+    def __init__(self, loader: TensorLoader, k: int):
+        self.loader, self.k = loader, k
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.loader)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.loader) / self.k)
+
+    def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
+        group: list[tuple[Tensor, Tensor]] = []
+        for batch in self.loader:
+            group.append(batch)
+            if len(group) == self.k:
+                yield group
+                group = []
+        if group:
+            yield group

@@ -1,6 +1,6 @@
 """The one LightningModule of the suite: an image classifier whose every technique comes from configs.
 
-Metrics are accumulated as tensors and reduced once per epoch (no per-step `self.log`, which would cost
+Optimization is manual (one closure, so L-BFGS works too).  Metrics are accumulated as tensors and reduced once per epoch (no per-step `self.log`, which would cost
 more than a small model's step).  Each finished epoch becomes one row of `history` and is logged to the
 attached loggers under Lightning's names: train/loss, train/acc, val/loss, val/acc, lr.
 """
@@ -19,21 +19,26 @@ from .optim import OPTIMIZERS, build_optimizer, build_schedule, decay_split
 
 
 class _Mean:
-    """Running sample-weighted loss and accuracy, kept on the device to avoid a sync per step."""
+    """Sample-weighted loss and accuracy over an epoch.  A step only appends detached tensors (the
+    logits of an epoch are a few MB); the reductions run once, at the end of the epoch."""
 
     def __init__(self):
-        self.loss = self.correct = self.count = 0
+        self.losses: list[torch.Tensor] = []
+        self.logits: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        n = y.shape[0]
-        self.loss = self.loss + loss.detach() * n
-        self.correct = self.correct + (logits.argmax(1) == y).sum()
-        self.count += n
+        self.losses.append(loss)
+        self.logits.append(logits)
+        self.labels.append(y)
 
     def compute(self, prefix: str) -> dict[str, float]:
-        if not self.count:
+        if not self.labels:
             return {}
-        return {f"{prefix}/loss": float(self.loss) / self.count, f"{prefix}/acc": float(self.correct) / self.count}
+        sizes = torch.tensor([len(y) for y in self.labels], dtype=torch.float64)
+        loss = float((torch.stack(self.losses).double().cpu() * sizes).sum() / sizes.sum())
+        correct = sum(int((z.argmax(1) == y).sum()) for z, y in zip(self.logits, self.labels))
+        return {f"{prefix}/loss": loss, f"{prefix}/acc": correct / float(sizes.sum())}
 
 
 class ImageClassifier(L.LightningModule):
@@ -49,8 +54,11 @@ class ImageClassifier(L.LightningModule):
         self.history: list[dict[str, float]] = []   # one row per finished epoch
         self.test_metrics: dict[str, float] = {}
         self._train, self._val, self._test = _Mean(), _Mean(), _Mean()
-        self._seen: tuple[int, int] | None = None
         self._fit_start = 0.0
+        self._steps = 0
+        # One explicit step per batch: Lightning's automatic-optimization closure machinery costs about
+        # 0.3 ms a step, more than a small model's whole step on CPU (benchmarks/throughput.py).
+        self.automatic_optimization = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -59,35 +67,58 @@ class ImageClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         self._fit_start = time.perf_counter()
 
-    def l2_penalty(self) -> torch.Tensor | float:
-        """Only for optimizers without per-group weight decay (L-BFGS): the same L2 term, in the loss."""
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss plus, for optimizers without per-group weight decay (L-BFGS), the same L2 term."""
         if not (self.spec.l2_in_loss and self.optim_cfg.weight_decay > 0):
-            return 0.0
+            return loss
         decay, _ = decay_split(self.net)
-        return 0.5 * self.optim_cfg.weight_decay * sum((p * p).sum() for p in decay)
+        return loss + 0.5 * self.optim_cfg.weight_decay * sum((p * p).sum() for p in decay)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        # L-BFGS re-evaluates the same batch inside its line search: count each batch once.
-        key = (self.current_epoch, batch_idx)
-        if key != self._seen:
-            self._seen = key
-            self._train.add(loss, logits, y)
-            self._check_divergence(loss.detach(), batch_idx)
-        return loss + self.l2_penalty()
+    def training_step(self, batch: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        """`batch` is a group of mini-batches (datamodules.StepGroups): one optimizer step each.
 
-    def _check_divergence(self, loss: torch.Tensor, batch_idx: int) -> None:
+        The raw torch optimizer steps here: Lightning's per-step wrappers (LightningOptimizer,
+        manual_backward and their hooks) cost ~0.1 ms a step, 10% of a small MLP's step on CPU
+        (benchmarks/throughput.py).  Steps are still counted in Lightning's own progress tracker, so
+        trainer.global_step, max_steps and the tuner see every one (tests/test_runs.py checks this).
+        """
+        optimizer, scheduler = self.optimizers(use_pl_optimizer=False), self.lr_schedulers()
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        for x, y in batch:
+            first: dict[str, torch.Tensor] = {}
+
+            def closure() -> torch.Tensor:
+                # L-BFGS calls this several times per step (line search); metrics keep the first
+                # call, the loss at the weights the step started from, as other optimizers see it.
+                logits = self(x)
+                loss = F.cross_entropy(logits, y)
+                first.setdefault("loss", loss.detach())
+                first.setdefault("logits", logits.detach())
+                objective = self.objective(loss)
+                optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                return objective
+
+            progress.increment_ready()
+            optimizer.step(closure)
+            progress.increment_completed()
+            scheduler.step()
+            self._train.add(first["loss"], first["logits"], y)
+            if self._diverging(first["loss"]):
+                self.diverged = True
+                self.trainer.should_stop = True
+                break
+        return first["loss"]  # what the tuner (lr_find) reads as this batch's loss
+
+    def _diverging(self, loss: torch.Tensor) -> bool:
         """The lecture's rule: a non-finite loss, or one above 3x the initial loss, ends the run."""
+        self._steps += 1
         if self.initial_loss is None:
             self.initial_loss = float(loss)
-        elif self.device.type != "cpu" and batch_idx % 16:
-            return  # on accelerators a host sync every step would stall the pipeline
+        elif self.device.type != "cpu" and self._steps % 16:
+            return False  # on accelerators a host sync every step would stall the pipeline
         value = float(loss)
-        if not math.isfinite(value) or value > self.divergence_factor * self.initial_loss:
-            self.diverged = True
-            self.trainer.should_stop = True
+        return not math.isfinite(value) or value > self.divergence_factor * self.initial_loss
 
     def on_train_epoch_end(self) -> None:
         row = {"epoch": self.current_epoch + 1, **self._train.compute("train"), **self._val.compute("val"),
@@ -120,7 +151,9 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self):
         optimizer = build_optimizer(self.optim_cfg, self.net)
         schedule = build_schedule(self.schedule_cfg)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        # Lightning counts batches; a batch here is a group of optimizer steps, so count the steps.
+        self.trainer.estimated_stepping_batches  # noqa: B018 (loads the train loader)
+        total = max(1, self.trainer.max_epochs * self.trainer.train_dataloader.num_steps)
         # Per-step LambdaLR over the pure schedule: progress = finished steps / total steps.
         lr_lambda = lambda step: schedule(min(1.0, step / total))  # noqa: E731
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)

@@ -54,6 +54,30 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path):
     assert a["train_loss"] != c["train_loss"]
 
 
+def test_steps_per_call_changes_speed_not_results(tmp_path):
+    """Grouping mini-batches per Lightning call must give exactly the numbers of one step per call."""
+    changes = {"trainer.max_epochs": 2, "schedule.name": "cosine", "data.augment": "crop"}
+    runs = [run_one({**changes, "data.steps_per_call": k}, tmp_path / str(k)) for k in (1, 3, 8)]
+    assert len({r["run_id"] for r in runs}) == 1
+    numbers = ["initial_loss", "final_val_acc", "test_acc", "train_loss", "val_loss"]
+    assert [runs[0][k] for k in numbers] == [runs[1][k] for k in numbers] == [runs[2][k] for k in numbers]
+
+
+def test_lightning_counts_every_optimizer_step(tmp_path):
+    """The module steps the raw optimizer but must keep trainer.global_step exact (tuner, max_steps)."""
+    import tempfile
+    from ablations.runner import make_trainer
+    from datamodules import ImageDataModule
+
+    cfg = resolve({"trainer.max_epochs": 2, "data.steps_per_call": 3})
+    dm = ImageDataModule(cfg.data)
+    module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, dm.in_shape, dm.num_classes)
+    trainer = make_trainer(cfg, tempfile.mkdtemp(dir=tmp_path))
+    trainer.fit(module, datamodule=dm)
+    steps_per_epoch = -(-len(dm.y_train) // cfg.data.batch_size)
+    assert trainer.global_step == 2 * steps_per_epoch
+
+
 def test_an_exploding_loss_is_the_outcome_diverged(tmp_path):
     summary = run_one({"optim.name": "sgd", "optim.lr": 50.0, "trainer.max_epochs": 5}, tmp_path)
     assert summary["status"] == "diverged"
