@@ -1,1 +1,141 @@
-if __name__ == "__main__": pass
+"""Run every study of the suite (or some), then build the reports.
+
+    python run_all.py                                   # every study on digits, 3 seeds
+    python run_all.py --study activations --workers 2   # one study, two worker processes
+    python run_all.py --dry-run                         # what would run, and what is done already
+    python run_all.py --list --json                     # studies and every registry's options
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ablations import ledger
+from ablations.__main__ import parse_sets
+from ablations.executors import EXECUTORS, Job
+from ablations.grid import plan, write_manifests
+from ablations.studies import STUDIES
+from ablations.study import EXPANSIONS
+from ablations.tracking import MODES, Tracking
+from datamodules import AUGMENTATIONS, DATASETS, PREPROCESSORS, load_dataset
+from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
+from reports import runs_table, study_summary
+
+REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
+              "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
+              "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
+              "executors": EXECUTORS, "wandb modes": MODES}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", action="append", default=[], help="a study to run (repeatable; default: all)")
+    p.add_argument("--dataset", help="dataset for every run (default: digits)")
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: each study's own)")
+    p.add_argument("--epochs", type=int, help="epochs for every run")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every run (repeatable)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--executor", default="local", help=f"one of: {', '.join(EXECUTORS.names())}")
+    p.add_argument("--address", help="Ray cluster address (--executor ray)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--max-attempts", type=int, default=2, help="tries per run before it counts as failed")
+    p.add_argument("--wandb-mode", default="auto", help="auto (online with credentials, else offline), "
+                                                          "online, offline or disabled")
+    p.add_argument("--wandb-project", default="cs231n-ablations")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their status; train nothing")
+    p.add_argument("--report-only", action="store_true", help="rebuild the reports from stored results")
+    p.add_argument("--list", action="store_true", help="list studies and every registry's options")
+    p.add_argument("--json", action="store_true", help="with --list: machine-readable output")
+    return p.parse_args(argv)
+
+
+def listing() -> dict[str, Any]:
+    studies = {name: {"claim": s.claim, "mode": s.mode, "axes": list(s.axes), "trials": len(s.trials())}
+               for name, s in ((n, STUDIES.get(n)) for n in STUDIES.names())}
+    return {"studies": studies, **{k: r.names() for k, r in REGISTRIES.items()}}
+
+
+def print_listing(as_json: bool) -> None:
+    info = listing()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    print("studies:")
+    for name, s in info.pop("studies").items():
+        print(f"  {name:<16} {s['mode']:<14} {s['trials']:>3} trials  {s['claim']}")
+    for kind, names in info.items():
+        print(f"{kind}: {', '.join(names)}")
+
+
+def report(results_dir: Path) -> None:
+    runs = runs_table(results_dir)
+    if runs.empty:
+        print(f"no runs in {results_dir}")
+        return
+    with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
+        print(study_summary(runs).round(4).to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print_listing(args.json)
+        return 0
+    results = Path(args.results_dir)
+    if args.report_only:
+        report(results)
+        return 0
+    try:
+        studies = [STUDIES.get(name) for name in (args.study or STUDIES.names())]
+        EXECUTORS.check(args.executor)
+        tracking = Tracking(mode=args.wandb_mode, project=args.wandb_project)
+        overrides: dict[str, Any] = parse_sets(args.sets)
+        if args.dataset:
+            overrides["data.name"] = args.dataset
+        if args.epochs is not None:
+            overrides["trainer.max_epochs"] = args.epochs
+        runs = plan(studies, overrides, args.seeds)   # the whole grid validates before anything trains
+        for data in {r.cfg.data.name: r.cfg.data for r in runs}.values():
+            load_dataset(data.name, data.data_dir, data.download)   # missing data fails now, too
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    write_manifests(studies, runs, results)
+    states = {r.run_id: ledger.state(results, r.run_id, args.max_attempts) for r in runs}
+    if args.dry_run:
+        for r in runs:
+            print(f"{states[r.run_id]:<8} {r.run_id}  {r.group}/{r.name} seed={r.cfg.seed}")
+        print(f"{len(runs)} runs: " + ", ".join(f"{sum(s == k for s in states.values())} {k}"
+                                                 for k in ("done", "pending", "retry", "failed")))
+        return 0
+
+    todo = [r for r in runs if states[r.run_id] in ("pending", "retry")]
+    jobs = [Job(r.run_id, r.cfg, r.group, r.name, tuple(r.tags), str(results), tracking, args.max_attempts)
+            for r in todo]
+    counts = {"failed": sum(s == "failed" for s in states.values()), "diverged": 0}
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc="grid", dynamic_ncols=True)
+
+    def on_result(summary: dict[str, Any]) -> None:
+        status = summary.get("status")
+        counts["failed"] += status not in ledger.DONE
+        counts["diverged"] += status == "diverged"
+        if status not in ledger.DONE:
+            bar.write(f"run {summary.get('run_id')} {status}: {summary.get('error', '')}")
+        bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"])
+        bar.update()
+
+    EXECUTORS.get(args.executor)(jobs, on_result, workers=args.workers, address=args.address)
+    bar.close()
+    report(results)
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -93,8 +93,11 @@ def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
 
 
 def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
-          callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
-    """Train, test and record one resolved config; returns the summary that was written."""
+          callbacks: Sequence[L.Callback] = (), extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train, test and record one resolved config; returns the summary that was written.
+
+    `extra` goes into the summary as is (the grid records the attempt number there).
+    """
     spec = OPTIMIZERS.get(cfg.optim.name)
     datamodule = ImageDataModule(cfg.data, seed=cfg.seed, full_batch=spec.full_batch)
     # Missing data and impossible sizes (train_size above the split) fail here, before anything is
@@ -105,7 +108,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     rid = run_id(cfg)
     run_dir = Path(results_dir) / "runs" / rid
     write_json(run_dir / "config.json", to_dict(cfg))
-    summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed}
+    summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed, **(extra or {})}
     start = time.perf_counter()
     module: ImageClassifier | None = None
     trainer: L.Trainer | None = None

@@ -1,0 +1,68 @@
+"""Expand studies into one validated plan of unique runs, before anything trains.
+
+Runs are content-addressed: a configuration shared by several studies (the baseline above all) is one
+run that serves them all.  Each study's manifest (`<results>/studies/<name>.json`) records which run
+is which (variant, seed) of that study; reports read it instead of parsing directory names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from lit_modules import ConfigError
+
+from .config import RunConfig
+from .runner import resolve, run_id
+from .storage import write_json
+from .study import Study, Trial
+
+
+@dataclass
+class PlannedRun:
+    run_id: str
+    cfg: RunConfig
+    trials: list[Trial] = field(default_factory=list)   # every (study, variant, seed) it serves
+
+    @property
+    def name(self) -> str:
+        return self.trials[0].variant
+
+    @property
+    def group(self) -> str:
+        return self.trials[0].study
+
+    @property
+    def tags(self) -> list[str]:
+        tags = {t.study for t in self.trials}
+        tags |= {f"{axis.rsplit('.', 1)[-1]}={label}" for t in self.trials for axis, label in t.axes.items()}
+        return sorted(tags)
+
+
+def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
+         seeds: int | None = None) -> list[PlannedRun]:
+    """Resolve every trial of every study (global overrides win); a bad one fails naming its study."""
+    runs: dict[str, PlannedRun] = {}
+    for study in studies:
+        try:
+            trials = study.trials(seeds)
+        except ConfigError as e:
+            raise ConfigError(f"study {study.name!r}: {e}") from None
+        for trial in trials:
+            try:
+                cfg = resolve({**trial.overrides, **(overrides or {}), "seed": trial.seed})
+            except ConfigError as e:
+                raise ConfigError(f"study {study.name!r}, variant {trial.variant!r}: {e}") from None
+            rid = run_id(cfg)
+            runs.setdefault(rid, PlannedRun(rid, cfg)).trials.append(trial)
+    return list(runs.values())
+
+
+def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], results_dir: str | Path) -> None:
+    for study in studies:
+        members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": r.run_id}
+                   for r in runs for t in r.trials if t.study == study.name]
+        write_json(Path(results_dir) / "studies" / f"{study.name}.json", {
+            "name": study.name, "question": study.question.strip(), "claim": study.claim,
+            "mode": study.mode, "axes": list(study.axes), "runs": members,
+        })

@@ -1,0 +1,88 @@
+"""The results on disk are the ledger: a run is done when its summary says completed or diverged.
+
+A run directory is claimed with an exclusive lock file before training, so two grids started on the
+same results folder (or two Ray workers sharing a filesystem) never train the same run at once; a lock
+left by a killed process on this host is taken over.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from .storage import read_json
+
+DONE = ("completed", "diverged")
+
+
+def run_dir(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / "runs" / run_id
+
+
+def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    try:
+        return read_json(run_dir(results_dir, run_id) / "summary.json")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:
+    """'done', 'failed' (attempts used up), 'retry' (failed, attempts left) or 'pending'."""
+    summary = read_summary(results_dir, run_id)
+    if summary is None:
+        return "pending"
+    if summary.get("status") in DONE:
+        return "done"
+    return "failed" if summary.get("attempt", 1) >= max_attempts else "retry"
+
+
+def attempts(results_dir: str | Path, run_id: str) -> int:
+    summary = read_summary(results_dir, run_id)
+    return 0 if summary is None else int(summary.get("attempt", 1))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """`with RunLock(dir) as got:` -> got is False when another live process holds the run."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / ".lock"
+        self.held = False
+
+    def __enter__(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if not self._stale():
+                    return False
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+            self.held = True
+            return True
+        return False
+
+    def _stale(self) -> bool:
+        try:
+            owner = json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return True  # vanished, or killed between create and write
+        return owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1)))
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)

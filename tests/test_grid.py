@@ -1,0 +1,162 @@
+"""Studies expand and validate; the grid trains each run once, resumes after a kill, survives failures."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run_all
+from ablations.grid import plan
+from ablations.studies import STUDIES
+from ablations.study import Bundle, LogUniform, Study
+from lit_modules import ConfigError, ImageClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "1", "--seeds", "1", "--wandb-mode", "disabled"]
+
+
+def test_every_study_file_is_in_the_explicit_list():
+    files = {p.stem for p in (ROOT / "ablations" / "studies").glob("*.py")} - {"__init__"}
+    assert files == set(STUDIES.names())
+
+
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_every_study_expands_validates_and_runs_tiny(name, tmp_path):
+    study = STUDIES.get(name)
+    assert study.question.strip() and study.claim and "python run_all.py" in study.question
+    runs = plan([study], {"trainer.max_epochs": 1, "data.train_size": 300}, seeds=1)
+    assert runs and all(t.study == name for r in runs for t in r.trials)
+    assert run_all.main(["--study", name, "--results-dir", str(tmp_path), *TINY,
+                         "--set", "data.train_size=300"]) == 0
+    manifest = json.loads((tmp_path / "studies" / f"{name}.json").read_text())
+    assert {m["run_id"] for m in manifest["runs"]} == {r.run_id for r in runs}
+    for member in manifest["runs"]:
+        summary = json.loads((tmp_path / "runs" / member["run_id"] / "summary.json").read_text())
+        assert summary["status"] in ("completed", "diverged")
+
+
+def test_expansion_modes_count_and_label_their_variants():
+    axes = {"model.activation": ["relu", "tanh", "sigmoid"], "optim.lr": [0.01, 0.1]}
+    one = Study("s", "c", axes).trials(seeds=2)
+    assert len(one) == (1 + 3 + 2) * 2 and one[0].variant == "baseline"
+    assert {t.variant for t in one} >= {"activation=tanh", "lr=0.01"}
+    grid = Study("s", "c", axes, mode="grid").trials(seeds=1)
+    assert len(grid) == 6 and grid[0].overrides == {"model.activation": "relu", "optim.lr": 0.01}
+    bundles = Study("s", "c", {"opt": {"adam": Bundle({"optim.name": "adam", "optim.lr": 1e-3})}}).trials(1)
+    assert bundles[1].overrides == {"optim.name": "adam", "optim.lr": 1e-3} and bundles[1].variant == "opt=adam"
+
+
+def test_random_search_is_seeded_and_log_uniform():
+    study = Study("search", "c", {"optim.lr": LogUniform(1e-4, 1.0)}, mode="random", samples=400, seeds=1)
+    lrs = [t.overrides["optim.lr"] for t in study.trials()]
+    assert lrs == [t.overrides["optim.lr"] for t in study.trials()]          # same draws every time
+    assert all(1e-4 <= lr <= 1.0 for lr in lrs)
+    below_1e2 = sum(lr < 1e-2 for lr in lrs) / len(lrs)                      # half the decades -> ~half
+    assert 0.4 < below_1e2 < 0.6
+
+
+def test_a_bad_study_fails_naming_the_study_key_and_choices():
+    bad = Study("broken", "c", {"model.activation": ["relu", "swishy"]})
+    with pytest.raises(ConfigError) as err:
+        plan([STUDIES.get("activations"), bad])
+    assert all(w in str(err.value) for w in ("broken", "swishy", "model.activation", "tanh"))
+    with pytest.raises(ConfigError, match="broken.*optim.learning_rate"):
+        plan([Study("broken", "c", {"optim.learning_rate": [0.1]})])
+
+
+def test_a_configuration_shared_by_studies_is_one_run():
+    studies = [STUDIES.get("activations"), STUDIES.get("initializers")]
+    runs = plan(studies, seeds=1)
+    trials = sum(len(s.trials(1)) for s in studies)
+    baseline = [r for r in runs if len(r.trials) > 1]
+    assert len(runs) < trials and baseline
+    assert {"activations", "initializers"} <= {t.study for r in baseline for t in r.trials}
+
+
+def _summaries(results: Path) -> dict[str, tuple[str, float]]:
+    return {p.parent.name: (json.loads(p.read_text())["status"], p.stat().st_mtime_ns)
+            for p in results.glob("runs/*/summary.json")}
+
+
+def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, monkeypatch):
+    args = ["--study", "activations", "--results-dir", str(tmp_path), *TINY]
+    original = ImageClassifier.training_step
+
+    def tanh_crashes(self, batch, batch_idx):
+        if self.model_cfg.activation == "tanh":
+            raise RuntimeError("tanh exploded")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ImageClassifier, "training_step", tanh_crashes)
+    assert run_all.main(args) == 1                      # a failed run makes the command fail...
+    first = _summaries(tmp_path)
+    assert sorted(s for s, _ in first.values()).count("failed") == 1
+    assert len(first) == len(plan([STUDIES.get("activations")], seeds=1))   # ...but the grid went on
+    monkeypatch.setattr(ImageClassifier, "training_step", original)
+    assert run_all.main(args) == 0                      # the failed run is retried, the rest skipped
+    second = _summaries(tmp_path)
+    changed = [rid for rid in first if first[rid] != second[rid]]
+    assert len(changed) == 1 and second[changed[0]][0] == "completed"
+    retried = json.loads((tmp_path / "runs" / changed[0] / "summary.json").read_text())
+    assert retried["attempt"] == 2
+    assert run_all.main(args) == 0 and _summaries(tmp_path) == second      # nothing is written twice
+
+
+def test_a_failed_run_is_not_retried_past_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(ImageClassifier, "training_step", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+    args = ["--study", "optimizers", "--results-dir", str(tmp_path), "--max-attempts", "1", *TINY]
+    assert run_all.main(args) == 1
+    before = _summaries(tmp_path)
+    assert run_all.main(args) == 1 and _summaries(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_grid_killed_with_sigkill_resumes_without_loss_or_repeats(tmp_path):
+    cmd = [sys.executable, str(ROOT / "run_all.py"), "--study", "activations", "--study", "initializers",
+           "--results-dir", str(tmp_path), "--epochs", "3", "--seeds", "1", "--wandb-mode", "disabled"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("runs/*/summary.json"))) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _summaries(tmp_path)
+    assert 4 <= len(before)
+    assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
+    after = _summaries(tmp_path)
+    runs = plan([STUDIES.get("activations"), STUDIES.get("initializers")], {"trainer.max_epochs": 3}, seeds=1)
+    assert set(after) == {r.run_id for r in runs}                     # every run present exactly once
+    assert all(after[rid] == before[rid] for rid in before)           # finished results untouched
+    assert not list(tmp_path.glob("runs/*/.*.tmp")) and not list(tmp_path.glob("runs/*/.lock"))
+    for p in tmp_path.glob("runs/*/*.json"):
+        json.loads(p.read_text())                                     # no corrupt file
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_same_runs_as_one(tmp_path):
+    common = ["--study", "activations", *TINY]
+    assert run_all.main([*common, "--results-dir", str(tmp_path / "one")]) == 0
+    assert run_all.main([*common, "--results-dir", str(tmp_path / "two"), "--workers", "2"]) == 0
+    one, two = _summaries(tmp_path / "one"), _summaries(tmp_path / "two")
+    assert set(one) == set(two)
+    for rid in one:
+        a, b = (json.loads((tmp_path / d / "runs" / rid / "summary.json").read_text()) for d in ("one", "two"))
+        assert a["status"] == b["status"]
+        assert a["final_val_acc"] == pytest.approx(b["final_val_acc"], abs=0.02)
+
+
+def test_list_dry_run_and_errors(tmp_path, capsys):
+    assert run_all.main(["--list", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert set(info["studies"]) == set(STUDIES.names()) and "relu" in info["activations"]
+    assert {"datasets", "optimizers", "schedules", "executors", "augmentations"} <= set(info)
+    assert run_all.main(["--study", "activations", "--dry-run", "--results-dir", str(tmp_path), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "pending" in out and "activations/baseline" in out and not (tmp_path / "runs").exists()
+    assert run_all.main(["--study", "nope", "--results-dir", str(tmp_path)]) == 2
+    assert "activations" in capsys.readouterr().err
