@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from lit_modules import ConfigError
 
@@ -25,15 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations", description="Train and test one run.")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set optim.lr=0.1 (repeatable)")
+    parser.add_argument("--config", help="start from a config.json written by an earlier run")
     parser.add_argument("--results-dir", default="results", help="where runs/<run_id>/ is written")
     args = parser.parse_args(argv)
     try:
-        cfg = resolve(parse_sets(args.sets))
+        base = resolve(json.loads(Path(args.config).read_text())) if args.config else None
+        cfg = resolve(parse_sets(args.sets), base)
         summary = train(cfg, args.results_dir)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "traceback"}, indent=2, default=str))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        print(json.dumps({k: v for k, v in summary.items() if k != "traceback"}, indent=2, default=str))
     if summary["status"] == "failed":
         print(summary.get("traceback", ""), file=sys.stderr)
         return 1

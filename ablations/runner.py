@@ -8,7 +8,10 @@ metrics.csv (every epoch, as it finishes) and summary.json (last).  A run that r
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import subprocess
+import sys
 import time
 import traceback
 import warnings
@@ -23,7 +26,7 @@ from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, override, to_dict
 
 from .config import RunConfig, baseline
-from .storage import write_json, write_rows
+from .storage import read_json, write_json, write_rows
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -40,6 +43,11 @@ def run_id(cfg: RunConfig) -> str:
     return config_hash(cfg)
 
 
+def _rank() -> int:
+    """This process's rank in a torchrun launch (0 outside one): only rank 0 writes files."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class _MetricsWriter(L.Callback):
     """Persists the finished epochs at the start of the next one, so a crash keeps them."""
 
@@ -47,7 +55,7 @@ class _MetricsWriter(L.Callback):
         self.path = path
 
     def on_train_epoch_start(self, trainer, module) -> None:
-        if module.history:
+        if module.history and _rank() == 0:
             write_rows(self.path, module.history)
 
 
@@ -70,7 +78,8 @@ def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
         logger=list(loggers) or False, callbacks=list(callbacks), enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=t.progress_bar, num_sanity_val_steps=0,
-        log_every_n_steps=1, default_root_dir=str(run_dir), **extra,
+        log_every_n_steps=1, default_root_dir=str(run_dir), strategy="ddp" if t.devices > 1 else "auto",
+        **extra,
     )
 
 
@@ -98,6 +107,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
 
     `extra` goes into the summary as is (the grid records the attempt number there).
     """
+    if cfg.trainer.devices > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch_ddp(cfg, results_dir, extra)
     spec = OPTIMIZERS.get(cfg.optim.name)
     datamodule = ImageDataModule(cfg.data, seed=cfg.seed, full_batch=spec.full_batch)
     # Missing data and impossible sizes (train_size above the split) fail here, before anything is
@@ -107,7 +118,9 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
 
     rid = run_id(cfg)
     run_dir = Path(results_dir) / "runs" / rid
-    write_json(run_dir / "config.json", to_dict(cfg))
+    writer = _rank() == 0
+    if writer:
+        write_json(run_dir / "config.json", to_dict(cfg))
     summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed, **(extra or {})}
     start = time.perf_counter()
     module: ImageClassifier | None = None
@@ -128,13 +141,36 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     finally:
         if module is not None:
-            if module.history:
+            if module.history and writer:
                 write_rows(run_dir / "metrics.csv", module.history)
             summary.update(_summarize(module, summary["status"]))
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
-        if summary["status"] != "running":  # an interrupt (Ctrl-C, kill) leaves the run unfinished
+        if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
             write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One run over several devices: torchrun starts one process per device on `python -m ablations`.
+
+    Lightning's own DDP launcher re-executes the current script for every rank, which inside a grid
+    worker (or a notebook) would be the wrong program; a torchrun child trains exactly this config.
+    Each rank trains on its shard of every batch order (batch_size is per device); rank 0 writes.
+    """
+    run_dir = Path(results_dir) / "runs" / run_id(cfg)
+    write_json(run_dir / "config.json", to_dict(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={cfg.trainer.devices}", "-m", "ablations",
+           "--config", str(run_dir / "config.json"), "--results-dir", str(results_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except FileNotFoundError:
+        summary = {"run_id": run_id(cfg), "status": "failed", "seed": cfg.seed,
+                   "error": f"torchrun exited with {proc.returncode}", "traceback": proc.stderr[-4000:]}
+    summary.update(extra or {})
+    write_json(run_dir / "summary.json", summary)
     return summary
 
 

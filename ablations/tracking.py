@@ -80,7 +80,9 @@ def _settings(mode: str) -> Any:
 
     # Quiet (a grid prints one line per run, not W&B's banners) and lean: no console capture, code,
     # git, requirements, metadata or system-stats sampling.  The config says what a run is; these
-    # extras cost time on every init and would be the same for every run of a grid.
+    # extras cost time on every init and would be the same for every run of a grid.  Measured offline
+    # (2 cores): about 0.11 s per run with W&B's defaults, 0.02 s with these; requirements.txt (a scan
+    # of every installed package) is most of the difference.
     return wandb.Settings(
         mode=mode, silent=True, console="off", save_code=False, disable_code=True, disable_git=True,
         x_disable_stats=True, x_disable_meta=True, x_disable_machine_info=True, x_save_requirements=False,
@@ -95,8 +97,8 @@ class SafeWandbLogger(WandbLogger):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        # Lightning always passes anonymous=None to wandb.init, which wandb 0.2x+ answers with a
-        # deprecation warning on stderr (silent=True comes too late to hide it); None means "unset".
+        # Lightning always passes anonymous=None to wandb.init, and this wandb (0.31) prints a
+        # deprecation warning for any value, None included, before silent=True applies.
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
 
@@ -165,7 +167,11 @@ def make_logger(tracking: Tracking, save_dir: str | Path, run_id: str, cfg: Any,
 
 
 def finish(logger: Any) -> None:
-    """End the W&B run of this logger, so the next run in this process starts its own.  Never raises."""
+    """End the W&B run of this logger, so the next run in this process starts its own.  Never raises.
+
+    wandb-core closes run-<id>.wandb a few ms after this returns (and at the latest when the process
+    exits); a reader in the same process must wait for its final `exit` record.
+    """
     run = getattr(logger, "_experiment", None)  # the attribute, not .experiment: that would start a run
     if run is None:
         return

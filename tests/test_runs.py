@@ -150,3 +150,14 @@ def test_small_cnn_learns_fashion_mnist_in_one_epoch(tmp_path):
     summary = run_one({"data.name": "fashion_mnist", "model.network": "convnet", "model.channels": (16, 32),
                        "schedule.warmup": 0.1, "trainer.max_epochs": 1}, tmp_path)
     assert summary["status"] == "completed" and summary["test_acc"] >= 0.80
+
+
+@pytest.mark.slow
+def test_one_run_over_two_processes_with_ddp(tmp_path):
+    """--devices 2 on CPU: torchrun starts two ranks (gloo); rank 0 alone writes the run's files."""
+    summary = run_one({"trainer.devices": 2, "trainer.accelerator": "cpu", "trainer.max_epochs": 5}, tmp_path)
+    assert summary["status"] == "completed" and summary["device"].endswith("x2"), summary.get("traceback")
+    assert summary["final_val_acc"] >= 0.8
+    metrics = pd.read_csv(tmp_path / "runs" / summary["run_id"] / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2, 3, 4, 5]
+    assert run_id(resolve({"trainer.devices": 2})) != run_id(resolve({}))   # effective batch differs
