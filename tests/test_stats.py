@@ -1,0 +1,47 @@
+"""Known-answer tests for the report statistics."""
+import math
+
+import numpy as np
+import pytest
+
+from reports.stats import area_under_curve, bootstrap_ci, paired_difference, time_to_threshold, verdict
+
+
+def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(0.9, 0.02, 5), rng.normal(0.9, 0.02, 500)
+    a, b = bootstrap_ci(small), bootstrap_ci(large)
+    assert a.low <= a.mean <= a.high and a.mean == pytest.approx(small.mean())
+    assert (b.high - b.low) < (a.high - a.low)
+    # For 500 normal draws the percentile interval is close to mean +- 1.96 * sd / sqrt(n).
+    assert b.high - b.low == pytest.approx(2 * 1.96 * large.std() / math.sqrt(500), rel=0.15)
+
+
+def test_bootstrap_ci_handles_constant_single_and_missing_values():
+    assert bootstrap_ci([0.5, 0.5, 0.5]).low == bootstrap_ci([0.5, 0.5, 0.5]).high == 0.5
+    one = bootstrap_ci([0.7, float("nan")])
+    assert (one.mean, one.n) == (0.7, 1) and not one.excludes_zero()
+    assert math.isnan(bootstrap_ci([]).mean) and bootstrap_ci([]).n == 0
+
+
+def test_pairing_removes_the_shared_seed_spread():
+    baseline = {0: 0.80, 1: 0.90, 2: 0.70, 3: 0.85}
+    variant = {s: v + 0.01 for s, v in baseline.items()}        # always exactly 1 point better
+    diff = paired_difference(variant, baseline)
+    assert diff.mean == pytest.approx(0.01) and diff.low == pytest.approx(0.01) and diff.excludes_zero()
+    unpaired = bootstrap_ci(list(variant.values()))
+    assert unpaired.low < bootstrap_ci(list(baseline.values())).high   # unpaired intervals overlap
+
+
+def test_time_to_threshold_and_area():
+    assert time_to_threshold([1, 2, 3, 4], [0.5, 0.8, 0.95, 0.97], 0.9) == 3
+    assert math.isnan(time_to_threshold([1, 2], [0.5, 0.6], 0.9))
+    assert area_under_curve([1, 2, 3], [2.0, 1.0, 0.0]) == pytest.approx(2.0)
+    assert math.isnan(area_under_curve([1, 2], [1.0, float("nan")]))
+
+
+def test_verdict_rule():
+    assert verdict(paired_difference({0: 1.0, 1: 1.1}, {0: 0.5, 1: 0.6})) == "supported"
+    assert verdict(paired_difference({0: 0.5, 1: 0.6}, {0: 1.0, 1: 1.1})) == "contradicted"
+    assert verdict(paired_difference({0: 0.5, 1: 0.7}, {0: 0.6, 1: 0.6})) == "inconclusive at this scale"
+    assert verdict(paired_difference({0: 0.5, 1: 0.6}, {0: 1.0, 1: 1.1}), expect_positive=False) == "supported"
