@@ -25,6 +25,7 @@ from ablations.tracking import MODES, Tracking
 from datamodules import AUGMENTATIONS, DATASETS, PREPROCESSORS, load_dataset
 from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
 from reports import runs_table, study_summary
+from reports.build import build
 
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
@@ -74,12 +75,14 @@ def print_listing(as_json: bool) -> None:
 
 
 def report(results_dir: Path) -> None:
+    """Print the per-study table and write the report folder (CSV tables, figures, index)."""
     runs = runs_table(results_dir)
     if runs.empty:
         print(f"no runs in {results_dir}")
         return
     with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
         print(study_summary(runs).round(4).to_string(index=False))
+    print(f"report: {build(results_dir) / 'index.html'}")
 
 
 def main(argv: list[str] | None = None) -> int:
