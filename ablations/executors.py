@@ -100,3 +100,11 @@ def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], 
 
 
 EXECUTORS: Registry[Callable[..., None]] = Registry("executor", {"local": run_local})
+
+
+def _run_ray(*args, **kwargs):
+    from .ray_executor import run_ray  # ray is an optional dependency: imported only when chosen
+    return run_ray(*args, **kwargs)
+
+
+EXECUTORS.add("ray", _run_ray)

@@ -48,6 +48,11 @@ def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
             trials = study.trials(seeds)
         except ConfigError as e:
             raise ConfigError(f"study {study.name!r}: {e}") from None
+        names = list(dict.fromkeys(t.variant for t in trials))
+        for variant in (study.verdict.variants() if study.verdict else []):
+            if variant not in names:
+                raise ConfigError(f"study {study.name!r}: verdict names unknown variant {variant!r}; "
+                                  f"valid choices: {', '.join(names)}")
         for trial in trials:
             try:
                 cfg = resolve({**trial.overrides, **(overrides or {}), "seed": trial.seed})
@@ -65,4 +70,5 @@ def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], result
         write_json(Path(results_dir) / "studies" / f"{study.name}.json", {
             "name": study.name, "question": study.question.strip(), "claim": study.claim,
             "mode": study.mode, "axes": list(study.axes), "runs": members,
+            "verdict": study.verdict.to_dict() if study.verdict else None,
         })

@@ -50,6 +50,23 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Better:
+    """Verdict rule: `variant` beats every variant in `than` on `metric`, by the paired per-seed
+    difference whose 95% bootstrap interval excludes zero.  Evaluated by reports.verdicts."""
+    variant: str
+    than: tuple[str, ...]
+    metric: str = "final_val_acc"   # or best_val_acc, test_acc, val_loss_auc, epochs_to_95
+    higher_is_better: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "better", "variant": self.variant, "than": list(self.than), "metric": self.metric,
+                "higher_is_better": self.higher_is_better}
+
+    def variants(self) -> list[str]:
+        return [self.variant, *self.than]
+
+
+@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -69,6 +86,7 @@ class Study:
     seeds: int = 3
     samples: int = 0                                        # trials drawn in mode "random"
     question: str = ""                                      # the study file's docstring
+    verdict: Better | None = None                           # the rule that turns runs into a verdict
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -14,6 +14,7 @@ import pandas as pd
 from . import figures
 from .stats import bootstrap_ci, paired_difference
 from .tables import history_table, runs_table
+from .verdicts import add_convergence, evaluate
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
@@ -37,6 +38,11 @@ def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _manifest(results: Path, study: str) -> dict:
+    import json
+    return json.loads((results / "studies" / f"{study}.json").read_text())
+
+
 def _ci(interval) -> str:
     return "" if math.isnan(interval.low) else f"[{interval.low:.3f}, {interval.high:.3f}]"
 
@@ -56,6 +62,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     if runs.empty:
         raise FileNotFoundError(f"no study manifests with runs under {results}; run `python run_all.py` first")
     history = history_table(results, runs.run_id)
+    runs = add_convergence(runs, history)
     runs.to_csv(out / "runs.csv", index=False)
     history.to_csv(out / "history.csv", index=False)
     sections = []
@@ -68,7 +75,8 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         axes = [c[len("axis."):] for c in part.columns if c.startswith("axis.") and part[c].notna().all()]
         if len(axes) == 2:
             images.append(_save(figures.heatmap(runs, study, *axes), out, f"{study}_heatmap"))
-        sections.append((study, stats, images))
+        verdict = evaluate(_manifest(results, study).get("verdict"), part)
+        sections.append((study, stats, images, _manifest(results, study), verdict))
     _write_index(out, runs, sections)
     return out
 
@@ -79,10 +87,16 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
           f"devices: {', '.join(map(str, runs['device'].dropna().unique()))}", ""]
     page = ["<html><head><meta charset='utf-8'><title>cs231n-ablations report</title></head><body>",
             f"<h1>cs231n-ablations report</h1><p>{html.escape(md[2])}</p>"]
-    for study, stats, images in sections:
-        md += [f"## {study}", "", stats.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else
+    for study, stats, images, manifest, (verdict, why) in sections:
+        head = [f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
+                f"**Verdict: {verdict}.** {why}", ""]
+        md += head
+        page += [f"<h2>{html.escape(study)}</h2>", f"<pre>{html.escape(manifest.get('question', ''))}</pre>",
+                 f"<p><b>Claim:</b> {html.escape(manifest.get('claim', ''))}</p>",
+                 f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(why)}</p>"]
+        md += ["", stats.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else
                stats.to_string(index=False), ""] + [f"![{img}]({img})" for img in images] + [""]
-        page += [f"<h2>{html.escape(study)}</h2>", stats.to_html(index=False, float_format="%.4f")]
+        page += [stats.to_html(index=False, float_format="%.4f")]
         page += [f"<p><img src='{img}' style='max-width:100%'></p>" for img in images]
     (out / "index.md").write_text("\n".join(md) + "\n")
     (out / "index.html").write_text("\n".join(page + ["</body></html>"]) + "\n")

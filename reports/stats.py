@@ -42,8 +42,12 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, seed: int = 0) ->
 def paired_difference(variant: dict[int, float], baseline: dict[int, float], level: float = 0.95) -> Interval:
     """Mean per-seed difference variant - baseline: runs with the same seed share init and data order,
     so pairing removes the seed-to-seed spread both share."""
-    seeds = sorted(set(variant) & set(baseline))
+    seeds = sorted(s for s in set(variant) & set(baseline) if not (_missing(variant[s]) or _missing(baseline[s])))
     return bootstrap_ci([variant[s] - baseline[s] for s in seeds], level)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def time_to_threshold(times: Sequence[float], values: Sequence[float], threshold: float) -> float:

@@ -13,6 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 
+METRICS = ("initial_loss", "best_val_acc", "final_val_acc", "test_acc", "test_loss", "train_acc", "train_loss",
+           "val_loss", "wall_time_s", "epochs")
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -49,7 +53,12 @@ def runs_table(results_dir: str | Path) -> pd.DataFrame:
             row.update({k: v for k, v in (summary or {}).items()
                         if k not in ("run_id", "status", "seed", "traceback", "versions")})
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # Failed and diverged runs store null metrics: keep them as NaN floats, never as objects or zeros.
+    for col in METRICS:
+        if col in table:
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+    return table
 
 
 def history_table(results_dir: str | Path, run_ids) -> pd.DataFrame:

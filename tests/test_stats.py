@@ -45,3 +45,32 @@ def test_verdict_rule():
     assert verdict(paired_difference({0: 0.5, 1: 0.6}, {0: 1.0, 1: 1.1})) == "contradicted"
     assert verdict(paired_difference({0: 0.5, 1: 0.7}, {0: 0.6, 1: 0.6})) == "inconclusive at this scale"
     assert verdict(paired_difference({0: 0.5, 1: 0.6}, {0: 1.0, 1: 1.1}), expect_positive=False) == "supported"
+
+
+def _runs(a, b):
+    import pandas as pd
+    rows = [{"variant": "a", "seed": s, "final_val_acc": v} for s, v in enumerate(a)]
+    rows += [{"variant": "b", "seed": s, "final_val_acc": v} for s, v in enumerate(b)]
+    return pd.DataFrame(rows)
+
+
+def test_better_rule_verdicts():
+    from reports.verdicts import evaluate
+    rule = {"rule": "better", "variant": "a", "than": ["b"], "metric": "final_val_acc", "higher_is_better": True}
+    assert evaluate(rule, _runs([0.9, 0.8, 0.95], [0.7, 0.6, 0.8]))[0] == "supported"
+    assert evaluate(rule, _runs([0.7, 0.6, 0.8], [0.9, 0.8, 0.95]))[0] == "contradicted"
+    assert evaluate(rule, _runs([0.9, 0.6, 0.8], [0.7, 0.8, 0.8]))[0] == "inconclusive at this scale"
+    assert evaluate({**rule, "higher_is_better": False}, _runs([0.7, 0.6, 0.8], [0.9, 0.8, 0.95]))[0] == "supported"
+    # A diverged run (NaN) loses to a finished one.
+    assert evaluate(rule, _runs([0.5, 0.5, 0.5], [float("nan")] * 3))[0] == "supported"
+    verdict, why = evaluate(rule, _runs([0.9, 0.8, 0.95], [0.7, 0.6, 0.8]))
+    assert "+0.1833" in why and "3 seeds" in why
+
+
+def test_a_verdict_naming_an_unknown_variant_fails_at_plan_time():
+    from ablations.grid import plan
+    from ablations.study import Better, Study
+    from lit_modules import ConfigError
+    study = Study("s", "c", {"model.activation": ["relu", "tanh"]}, verdict=Better("activation=gelu", ("baseline",)))
+    with pytest.raises(ConfigError, match="activation=gelu.*activation=tanh"):
+        plan([study], seeds=1)

@@ -2,10 +2,11 @@
 
 Claim (lecture 7): SGD is slow along shallow directions; momentum and Nesterov speed it up; adaptive
 methods (AdaGrad, RMSProp, Adam) need less tuning; Adam is a good default.
+Verdict: supported if SGD+momentum has a smaller area under the val-loss curve than plain SGD.
 Run:   python run_all.py --study optimizers         # 8 optimizers x 3 seeds
 Time:  about 1 min on 2 CPU cores (digits)
 """
-from ..study import Bundle, Study
+from ..study import Better, Bundle, Study
 
 
 def _opt(name: str, lr: float) -> Bundle:
@@ -21,4 +22,5 @@ STUDY = Study(
                         "nesterov": _opt("nesterov", 0.05), "adagrad": _opt("adagrad", 0.05),
                         "rmsprop": _opt("rmsprop", 1e-3), "adam": _opt("adam", 1e-3),
                         "adamw": _opt("adamw", 1e-3), "lbfgs": _opt("lbfgs", 1.0)}},
+    verdict=Better("optimizer=momentum", than=("optimizer=sgd",), metric="val_loss_auc", higher_is_better=False),
 )
