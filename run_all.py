@@ -134,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(failed=counts["failed"], diverged=counts["diverged"])
         bar.update()
 
-    EXECUTORS.get(args.executor)(jobs, on_result, workers=args.workers, address=args.address)
+    try:
+        EXECUTORS.get(args.executor)(jobs, on_result, workers=args.workers, address=args.address)
+    except ConfigError as e:  # e.g. --executor ray without ray installed: nothing has trained
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     bar.close()
     report(results)
     return 1 if counts["failed"] else 0

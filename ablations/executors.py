@@ -79,15 +79,18 @@ def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], 
             on_result(execute(job))
         return
     gpus = torch.cuda.device_count()
-    # CUDA cannot be re-initialized in a forked child: spawn there.  Without CUDA a forkserver that
-    # has already imported the suite hands out workers in a fraction of a spawn's start-up.
-    ctx = mp.get_context("spawn" if gpus else "forkserver")
-    if not gpus:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # CUDA cannot be re-initialized in a forked child: spawn there.  Without CUDA, single-threaded
+    # workers fork from this process, which has imported everything already (a fresh interpreter
+    # pays ~4 s of imports); as in DataLoader workers, one torch thread keeps fork safe with OpenMP.
+    # Multi-threaded CPU workers come from a forkserver that imports the suite once.
+    method = "spawn" if gpus else ("fork" if threads == 1 else "forkserver")
+    ctx = mp.get_context(method)
+    if method == "forkserver":
         ctx.set_forkserver_preload(["ablations.executors", "ablations.runner", "ablations.tracking"])
-    slots = ctx.Manager().Queue()
+    slots = ctx.Queue()  # handed to each worker at its creation (no manager process needed)
     for i in range(workers):
         slots.put(i)
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(threads, slots, gpus)) as pool:
         futures = {pool.submit(execute, job): job for job in jobs}

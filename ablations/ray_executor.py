@@ -66,7 +66,8 @@ def _start_ray(address: str | None) -> str | None:
     """Connect to `address`, or start a quiet local instance; returns the temp dir to delete after."""
     # Opt out of Ray's usage statistics (sent to Anyscale) unless the user explicitly opted in.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}  # Lightning's output stays in the actors
+    # Lightning's progress bars and warnings stay in the actors' log files.
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         ray.init(address=address, **quiet)
         return None
@@ -75,7 +76,9 @@ def _start_ray(address: str | None) -> str | None:
     temp_dir = tempfile.mkdtemp(prefix="ray-")
     try:
         with _local_instance_settings():
-            ray.init(_temp_dir=temp_dir, _node_ip_address="127.0.0.1", include_dashboard=False, **quiet)
+            # "local": a new instance even where RAY_ADDRESS is set or a `ray start` cluster runs here.
+            ray.init(address="local", _temp_dir=temp_dir, _node_ip_address="127.0.0.1",
+                     include_dashboard=False, **quiet)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
@@ -94,7 +97,8 @@ def run_ray(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], *,
     Without `address` a local Ray instance is started for this call (on 127.0.0.1, no dashboard,
     its files in a temp dir that is removed afterwards) and shut down at the end.  With `address`
     the driver connects to that cluster and only disconnects at the end; the results dir must then
-    be on a filesystem every node shares, because the actors write the runs there themselves.
+    be on a filesystem every node shares, because the actors write the runs there themselves, and
+    `workers` should split each node's CPUs evenly: an actor too big for any node's free CPUs waits.
 
     An actor that dies (out of memory, killed) fails only the run it was training: that run is
     reported as failed (the ledger retries it next time), and a new actor takes its place.
@@ -138,7 +142,8 @@ def _train(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], wor
         try:
             summary = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
-            summary = {"run_id": job.run_id, "status": "failed", "error": f"ray worker died: {exc}"}
+            reason = " ".join(str(exc).split())  # Ray's multi-line account, on one line for the CLI
+            summary = {"run_id": job.run_id, "status": "failed", "error": f"ray worker died: {reason}"}
             ray.kill(trainer)
             trainer = actor.remote(threads)  # a fresh actor for the rest of the grid
         except ray.exceptions.RayError as exc:  # e.g. the job could not be shipped: report it, go on
