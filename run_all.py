@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--devices", type=int, help="devices per run: > 1 trains each run with DDP")
     p.add_argument("--executor", default="local", help=f"one of: {', '.join(EXECUTORS.names())}")
     p.add_argument("--address", help="Ray cluster address (--executor ray)")
     p.add_argument("--results-dir", default="results")
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["data.name"] = args.dataset
         if args.epochs is not None:
             overrides["trainer.max_epochs"] = args.epochs
+        if args.devices is not None:
+            overrides["trainer.devices"] = args.devices
         runs = plan(studies, overrides, args.seeds)   # the whole grid validates before anything trains
         for data in {r.cfg.data.name: r.cfg.data for r in runs}.values():
             load_dataset(data.name, data.data_dir, data.download)   # missing data fails now, too

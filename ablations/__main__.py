@@ -23,6 +23,19 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _ddp_logger(cfg, results_dir: str):
+    """Inside a DDP launch from the grid, rank 0 logs to W&B with the settings the grid passed down."""
+    from .executors import WANDB_ENV
+    spec = os.environ.get(WANDB_ENV)
+    if not spec or int(os.environ.get("RANK", "0")) != 0:
+        return None
+    from .runner import run_id
+    from .tracking import Tracking, make_logger
+    spec = json.loads(spec)
+    return make_logger(Tracking(mode=spec["mode"], project=spec["project"]), Path(results_dir), run_id(cfg), cfg,
+                       group=spec["group"], name=spec["name"], tags=spec["tags"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations", description="Train and test one run.")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -33,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = resolve(json.loads(Path(args.config).read_text())) if args.config else None
         cfg = resolve(parse_sets(args.sets), base)
-        summary = train(cfg, args.results_dir)
+        logger = _ddp_logger(cfg, args.results_dir)
+        try:
+            summary = train(cfg, args.results_dir, loggers=[logger] if logger else [])
+        finally:
+            from .tracking import finish
+            finish(logger)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

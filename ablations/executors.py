@@ -6,6 +6,7 @@ worker owns one GPU, or a share of one when several workers are packed onto it.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import traceback
@@ -21,6 +22,9 @@ from lit_modules import Registry
 
 from . import ledger
 from .config import RunConfig
+
+
+WANDB_ENV = "ABLATIONS_WANDB"   # W&B settings for the rank-0 process of a DDP run (see __main__)
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,20 @@ def execute(job: Job) -> dict[str, Any]:
         logger = None
         try:
             attempt = ledger.attempts(job.results_dir, job.run_id) + 1
-            logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg,
-                                 group=job.group, name=job.name, tags=job.tags)
+            if job.cfg.trainer.devices > 1:
+                # DDP ranks run in a torchrun child: rank 0 there makes the logger from these settings.
+                os.environ[WANDB_ENV] = json.dumps({"mode": job.tracking.mode, "project": job.tracking.project,
+                                                    "group": job.group, "name": job.name, "tags": job.tags})
+            else:
+                logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg,
+                                     group=job.group, name=job.name, tags=job.tags)
             summary = train(job.cfg, job.results_dir, loggers=[logger] if logger else [],
                             extra={"attempt": attempt})
         except Exception as exc:  # a config or data error inside a worker: report, keep the grid going
             summary = {"run_id": job.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                        "traceback": traceback.format_exc()}
         finally:
+            os.environ.pop(WANDB_ENV, None)
             finish(logger)
     summary.pop("traceback", None)  # stays in summary.json; the parent only needs the outcome
     return summary

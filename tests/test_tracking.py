@@ -254,3 +254,15 @@ def test_logging_failures_warn_once_and_the_run_completes(tmp_path, monkeypatch,
     assert len(failures) == 1  # a failed call per epoch and one after testing, but one warning
     monkeypatch.undo()
     finish(logger)  # really end it, so later tests start clean
+
+
+@pytest.mark.slow
+def test_a_ddp_run_in_the_grid_logs_to_wandb_from_rank_zero(tmp_path, monkeypatch):
+    """devices=2: the torchrun child's rank 0 makes the W&B logger from the grid's settings."""
+    from ablations.executors import Job, execute
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = resolve({"trainer.max_epochs": 2, "trainer.devices": 2, "trainer.accelerator": "cpu"})
+    summary = execute(Job(run_id(cfg), cfg, "study", "ddp", ("study",), str(tmp_path), Tracking(mode="offline")))
+    assert summary["status"] == "completed" and summary["device"].endswith("x2")
+    runs = list((tmp_path / "wandb").glob(f"offline-run-*-{run_id(cfg)}"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
