@@ -90,7 +90,7 @@ class ImageClassifier(L.LightningModule):
             def closure() -> torch.Tensor:
                 # L-BFGS calls this several times per step (line search); metrics keep the first
                 # call, the loss at the weights the step started from, as other optimizers see it.
-                logits = self(x)
+                logits = self.net(x)
                 loss = F.cross_entropy(logits, y)
                 first.setdefault("loss", loss.detach())
                 first.setdefault("logits", logits.detach())
@@ -100,7 +100,11 @@ class ImageClassifier(L.LightningModule):
                 return objective
 
             progress.increment_ready()
-            optimizer.step(closure)
+            if self.spec.full_batch:
+                optimizer.step(closure)
+            else:  # one evaluation per step: skip the optimizer's closure machinery
+                closure()
+                optimizer.step()
             progress.increment_completed()
             scheduler.step()
             self._train.add(first["loss"], first["logits"], y)
