@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from pathlib import Path
 
@@ -39,7 +40,6 @@ def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
 
 
 def _manifest(results: Path, study: str) -> dict:
-    import json
     return json.loads((results / "studies" / f"{study}.json").read_text())
 
 
@@ -75,8 +75,8 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         axes = [c[len("axis."):] for c in part.columns if c.startswith("axis.") and part[c].notna().all()]
         if len(axes) == 2:
             images.append(_save(figures.heatmap(runs, study, *axes), out, f"{study}_heatmap"))
-        verdict = evaluate(_manifest(results, study).get("verdict"), part)
-        sections.append((study, stats, images, _manifest(results, study), verdict))
+        manifest = _manifest(results, study)
+        sections.append((study, stats, images, manifest, evaluate(manifest.get("verdict"), part)))
     _write_index(out, runs, sections)
     return out
 

@@ -1,6 +1,4 @@
 """A real small grid becomes a report with every table and figure; bad files are skipped, not fatal."""
-import json
-
 import pandas as pd
 import pytest
 
