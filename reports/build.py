@@ -12,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import figures
+from .figures import FIGURES, StudyData
 from .stats import bootstrap_ci, paired_difference
 from .tables import history_table, runs_table
 from .verdicts import add_convergence, evaluate
@@ -70,12 +70,13 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         part = runs[runs.study == study]
         stats = study_stats(runs, study)
         stats.to_csv(out / f"{study}_stats.csv", index=False)
-        images = [_save(figures.learning_curves(history, runs, study), out, f"{study}_curves"),
-                  _save(figures.final_accuracy(runs, study), out, f"{study}_final_acc")]
-        axes = [c[len("axis."):] for c in part.columns if c.startswith("axis.") and part[c].notna().all()]
-        if len(axes) == 2:
-            images.append(_save(figures.heatmap(runs, study, *axes), out, f"{study}_heatmap"))
         manifest = _manifest(results, study)
+        data = StudyData(study, runs, history, manifest, results)
+        images = []
+        for name in FIGURES.names():
+            fig = FIGURES.get(name)(data)
+            if fig is not None:
+                images.append(_save(fig, out, f"{study}_{name}"))
         sections.append((study, stats, images, manifest, evaluate(manifest.get("verdict"), part)))
     _write_index(out, runs, sections)
     return out

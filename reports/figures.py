@@ -1,5 +1,13 @@
-"""Seaborn figures from the tidy tables; each function takes frames and returns a figure to save."""
+"""Seaborn figures from the tidy tables, and the registry of per-study figures the report draws.
+
+A FIGURES entry takes a StudyData and returns a figure, or None where it does not apply (a heatmap
+needs two axes); adding a figure to every report is one registered function.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -9,7 +17,32 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from lit_modules import Registry  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="notebook")
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """What a per-study figure or table may read: the tidy tables and the study's manifest."""
+    study: str
+    runs: pd.DataFrame       # every run of the report (convergence columns added)
+    history: pd.DataFrame    # long form, every run
+    manifest: dict = field(default_factory=dict)
+    results_dir: Path | None = None   # for figures that read extra run files (diagnostics, predictions)
+
+    @property
+    def members(self) -> pd.DataFrame:
+        return self.runs[self.runs.study == self.study]
+
+    @property
+    def axes(self) -> list[str]:
+        """The study's axes present on every run (in manifest order)."""
+        part = self.members
+        return [c[len("axis."):] for c in part.columns if c.startswith("axis.") and part[c].notna().all()]
+
+
+FIGURES: Registry[Callable[[StudyData], "plt.Figure | None"]] = Registry("figure")
 
 
 def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> plt.Figure:
@@ -60,3 +93,8 @@ def heatmap(runs: pd.DataFrame, study: str, rows: str, cols: str, metric: str = 
     ax.set(xlabel=cols, ylabel=rows, title=f"{study}: {metric.replace('_', ' ')} (mean over seeds)")
     fig.tight_layout()
     return fig
+
+
+FIGURES.add("curves", lambda d: learning_curves(d.history, d.runs, d.study))
+FIGURES.add("final_acc", lambda d: final_accuracy(d.runs, d.study))
+FIGURES.add("heatmap", lambda d: heatmap(d.runs, d.study, *d.axes) if len(d.axes) == 2 else None)
