@@ -7,6 +7,8 @@ from datamodules import DataConfig
 from lit_modules import ModelConfig, OptimConfig, Registry, ScheduleConfig
 from lit_modules.config_tools import check_choice, check_range, validate_fields
 
+from .transfer import TransferConfig, check as check_transfer
+
 ACCELERATORS = Registry("accelerator", {n: n for n in ("auto", "cpu", "gpu", "cuda", "mps")})
 # No "16-mixed": the module steps the raw optimizer (see ImageClassifier.training_step), so there is
 # no GradScaler; bf16 has float32's range and needs no loss scaling.
@@ -40,10 +42,12 @@ class RunConfig:
     schedule: ScheduleConfig = ScheduleConfig()
     trainer: TrainerConfig = TrainerConfig()
     seed: int = 0
+    transfer: TransferConfig = TransferConfig()   # default mode "scratch": no transfer
 
     def __post_init__(self):
         validate_fields(self)
         check_range("seed", self.seed, 0)
+        check_transfer(self)
 
 
 def baseline() -> RunConfig:

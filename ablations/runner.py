@@ -27,6 +27,7 @@ from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, o
 
 from .config import RunConfig, baseline
 from .storage import read_json, write_json, write_rows
+from .transfer import attach, pretrained_weights, with_available_source
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -34,8 +35,9 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 
 def resolve(overrides: Mapping[str, Any] | None = None, base: RunConfig | None = None) -> RunConfig:
-    """The baseline (or `base`) with dotted overrides applied; raises ConfigError on any bad key or value."""
-    return override(base or baseline(), dict(overrides or {}))
+    """The baseline (or `base`) with dotted overrides applied; raises ConfigError on any bad key or value.
+    A transfer source whose weights are not on this machine is replaced by its fallback, with a warning."""
+    return with_available_source(override(base or baseline(), dict(overrides or {})))
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -126,9 +128,11 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     module: ImageClassifier | None = None
     trainer: L.Trainer | None = None
     try:
+        weights = pretrained_weights(cfg, results_dir)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
+        callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
         trainer = make_trainer(cfg, run_dir, loggers, [_MetricsWriter(run_dir / "metrics.csv"), *callbacks])
         trainer.fit(module, datamodule=datamodule)
         status = "diverged" if module.diverged else "completed"
@@ -160,6 +164,7 @@ def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any
     """
     run_dir = Path(results_dir) / "runs" / run_id(cfg)
     write_json(run_dir / "config.json", to_dict(cfg))
+    pretrained_weights(cfg, results_dir)   # a transfer source trains here, once, not in every rank
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={cfg.trainer.devices}", "-m", "ablations",
            "--config", str(run_dir / "config.json"), "--results-dir", str(results_dir)]

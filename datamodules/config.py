@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lit_modules.config_tools import check_choice, check_range, validate_fields
+from lit_modules.registry import ConfigError
 
 from .augment import AUGMENTATIONS
 from .datasets import DATASETS
@@ -26,6 +27,9 @@ class DataConfig:
     eval_batch_size: int = 1024
     val_fraction: float = 0.1             # held out of the official train split
     train_size: int | None = None         # seeded subset of the remaining train split
+    # A subset of the dataset's classes (e.g. (5, 6, 7, 8, 9)), relabelled 0..k-1 in this order, in
+    # every split; None keeps them all.  Transfer studies train a source on some classes, a target on others.
+    classes: tuple[int, ...] | None = None
     split_seed: int = 0                   # fixed: val split and subset identical across runs/seeds
     preprocess: str = "standardize"       # PREPROCESSORS registry
     augment: str = "none"                 # AUGMENTATIONS names joined with "+", e.g. "flip+crop"
@@ -45,4 +49,17 @@ class DataConfig:
         if self.train_size is not None:
             check_range("train_size", self.train_size, low=1)
         check_range("split_seed", self.split_seed, low=0)
+        if self.classes is not None:
+            _check_classes(self.classes, self.name)
         check_range("steps_per_call", self.steps_per_call, low=1)
+
+
+def _check_classes(classes: tuple[int, ...], name: str) -> None:
+    known = DATASETS.get(name).num_classes
+    if len(classes) < 2:
+        raise ConfigError(f"classes: {classes!r} has fewer than two classes; a classifier needs at least two")
+    for c in classes:
+        if not 0 <= c < known:
+            raise ConfigError(f"classes: {c} is not a class of {name!r}; valid class ids: 0..{known - 1}")
+    if len(set(classes)) != len(classes):
+        raise ConfigError(f"classes: {classes!r} names a class more than once")

@@ -35,7 +35,7 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        return self.spec.num_classes
+        return self.spec.num_classes if self.cfg.classes is None else len(self.cfg.classes)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -71,6 +71,12 @@ class ImageDataModule(L.LightningDataModule):
         # its prefix makes smaller train_size subsets nested in larger ones (clean data-size curves).
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
+        if cfg.classes is not None:
+            # Split first, then keep the chosen classes: a class subset's validation images are the
+            # full validation set's images of those classes, so a source model trained on other
+            # classes of the same split never saw them.
+            keep = torch.isin(raw.y_train, torch.tensor(cfg.classes))
+            val_idx, train_idx = val_idx[keep[val_idx]], train_idx[keep[train_idx]]
         if cfg.train_size is not None:
             if cfg.train_size > len(train_idx):
                 raise ConfigError(
@@ -79,12 +85,21 @@ class ImageDataModule(L.LightningDataModule):
             train_idx = train_idx[:cfg.train_size]
         # Indices into the official train split, kept for provenance (and for tests of the split).
         self.train_indices, self.val_indices = train_idx, val_idx
-        self.x_train, self.y_train = raw.x_train[train_idx], raw.y_train[train_idx]
-        self.x_val, self.y_val = raw.x_train[val_idx], raw.y_train[val_idx]
-        self.x_test, self.y_test = raw.x_test, raw.y_test
+        relabel = self._relabel()
+        self.x_train, self.y_train = raw.x_train[train_idx], relabel[raw.y_train[train_idx]]
+        self.x_val, self.y_val = raw.x_train[val_idx], relabel[raw.y_train[val_idx]]
+        test = relabel[raw.y_test] >= 0
+        self.x_test, self.y_test = raw.x_test[test], relabel[raw.y_test[test]]
         # Statistics come from the training split only: fitting on val/test would leak them.
         self.preprocessor = build_preprocessor(cfg.preprocess).fit(self.x_train)
         self._is_split = True
+
+    def _relabel(self) -> torch.Tensor:
+        """Lookup table: dataset label -> label of this run (-1 for classes left out)."""
+        classes = self.cfg.classes if self.cfg.classes is not None else range(self.spec.num_classes)
+        table = torch.full((self.spec.num_classes,), -1, dtype=torch.int64)
+        table[torch.tensor(list(classes))] = torch.arange(len(classes))
+        return table
 
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

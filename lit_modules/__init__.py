@@ -6,6 +6,7 @@ from .module import ImageClassifier
 from .networks import NETWORKS, NORM_PLACEMENTS, build_network
 from .optim import OPTIMIZERS, SCHEDULES, OptimSpec, build_optimizer, build_schedule
 from .registry import ConfigError, Registry
+from .transfer import TRANSFER_MODES, CheckpointError, Finetune, load_body
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "NETWORKS", "NORMS", "NORM_PLACEMENTS", "OPTIMIZERS", "SCHEDULES",
@@ -13,3 +14,4 @@ __all__ = [
     "ScheduleConfig", "build_activation", "build_network", "build_norm", "build_optimizer",
     "build_schedule", "config_hash", "flat_dict", "init_layer", "leaf_keys", "override", "to_dict",
 ]
+__all__ += ["CheckpointError", "Finetune", "TRANSFER_MODES", "load_body"]

@@ -53,6 +53,9 @@ class ImageClassifier(L.LightningModule):
         self.diverged = False
         self.history: list[dict[str, float]] = []   # one row per finished epoch
         self.test_metrics: dict[str, float] = {}
+        # Submodule name of `net` -> learning-rate multiplier, set before configure_optimizers by
+        # callbacks (transfer: a pretrained body fine-tuned at 0.1x the head's rate).
+        self.lr_scales: dict[str, float] = {}
         self._train, self._val, self._test = _Mean(), _Mean(), _Mean()
         self._fit_start = 0.0
         self._steps = 0
@@ -153,7 +156,7 @@ class ImageClassifier(L.LightningModule):
 
     # --- optimization ----------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.optim_cfg, self.net)
+        optimizer = build_optimizer(self.optim_cfg, self.net, self.lr_scales)
         schedule = build_schedule(self.schedule_cfg)
         # Lightning counts batches; a batch here is a group of optimizer steps, so count the steps.
         self.trainer.estimated_stepping_batches  # noqa: B018 (loads the train loader)

@@ -41,23 +41,33 @@ OPTIMIZERS: Registry[OptimSpec] = Registry("optimizer", {
 })
 
 
-def decay_split(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def decay_split(model: nn.Module | list[nn.Parameter]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Weights (matrices, conv kernels) get weight decay; biases, norm gains and PReLU slopes do not."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
     return [p for p in params if p.dim() >= 2], [p for p in params if p.dim() < 2]
 
 
-def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """cfg: lit_modules.config.OptimConfig."""
+def build_optimizer(cfg, model: nn.Module, lr_scales: Mapping[str, float] | None = None) -> torch.optim.Optimizer:
+    """cfg: lit_modules.config.OptimConfig.  `lr_scales` maps submodule names of `model` to multipliers
+    of the learning rate (fine-tuning a pretrained body at 0.1x); the rest trains at cfg.lr, and its
+    groups come first, so param_groups[0] carries the base rate."""
     spec = OPTIMIZERS.get(cfg.name)
     kwargs = dict(spec.defaults, lr=cfg.lr)
     if spec.uses_momentum:
         kwargs["momentum"] = cfg.momentum
     if spec.l2_in_loss:
+        if lr_scales:
+            raise ValueError(f"optimizer {cfg.name!r} takes one parameter group: it cannot train "
+                             f"{', '.join(lr_scales)} at a different learning rate")
         return spec.cls([p for p in model.parameters() if p.requires_grad], **kwargs)
-    decay, no_decay = decay_split(model)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    scaled = {name: model.get_submodule(name) for name in (lr_scales or {})}
+    taken = {id(p) for m in scaled.values() for p in m.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    groups = []
+    for part, scale in [(rest, 1.0), *((scaled[n], s) for n, s in (lr_scales or {}).items())]:
+        decay, no_decay = decay_split(part)
+        groups += [{"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr * scale},
+                   {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr * scale}]
     return spec.cls([g for g in groups if g["params"]], **kwargs)
 
 
