@@ -94,7 +94,7 @@ class ImageDataModule(L.LightningDataModule):
         return self._ready[split]
 
     def train_dataloader(self) -> StepGroups:
-        """Training batches come in groups of `steps_per_call` (a list of (x, y) pairs per call)."""
+        """Training batches come in groups of `steps_per_call` (a StepGroup of (x, y) pairs per call)."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         batch_size = len(self.x_train) if self.full_batch else self.cfg.batch_size

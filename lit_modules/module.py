@@ -74,7 +74,7 @@ class ImageClassifier(L.LightningModule):
         decay, _ = decay_split(self.net)
         return loss + 0.5 * self.optim_cfg.weight_decay * sum((p * p).sum() for p in decay)
 
-    def training_step(self, batch: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         """`batch` is a group of mini-batches (datamodules.StepGroups): one optimizer step each.
 
         The raw torch optimizer steps here: Lightning's per-step wrappers (LightningOptimizer,
