@@ -12,11 +12,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import ensembles  # noqa: F401  (registers the ensembles table, figure and verdict rule)
+from . import ensembles
 from .figures import FIGURES, StudyData
 from .stats import bootstrap_ci, paired_difference
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
+
+REGISTERING = (ensembles,)   # modules imported for their entries in TABLES, FIGURES and RULES
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
