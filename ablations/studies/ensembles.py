@@ -5,7 +5,7 @@ accuracy; snapshot ensembles (Huang et al.: one run, cyclic cosine schedule, ave
 end of each cycle) give part of that for the cost of one run; Polyak/EMA and SWA averages of the
 weights help a little.
 Variants: the baseline (its 3 seeds are the independent ensemble), a single cosine decay, cosine with 4
-restarts (snapshot ensemble of 4), EMA of the weights (decay 0.95 per step: digits runs take about 230
+restarts (snapshot ensemble of 4), EMA of the weights (decay 0.95 per step: digits runs take about 220
 steps), SWA over the last 25% of steps.  The ensembles table (<study>_ensembles.csv) holds every ensemble,
 the stats table holds EMA/SWA against the baseline.
 Verdict: supported if the ensemble of the baseline's seeds beats their mean test accuracy with a 95%
