@@ -58,8 +58,9 @@ def test_bad_cycles_and_averaging_fail_naming_the_choices():
 
 
 # --- weight averaging -----------------------------------------------------------------------------
-def _two_sgd_steps(digits_batch, name, **cfg):
-    """A tiny classifier averaged by the real callback as SGD takes steps; returns (module, weights)."""
+def _sgd_steps(digits_batch, name, **cfg):
+    """A tiny classifier averaged by the real callback as SGD takes 4 steps; returns the module, the
+    weights after each step and whether evaluation had an average to use after each step."""
     torch.manual_seed(0)
     x, y = digits_batch
     module = ImageClassifier(ModelConfig(width=16, depth=1), OptimConfig("sgd", lr=0.5), ScheduleConfig(),
@@ -67,19 +68,19 @@ def _two_sgd_steps(digits_batch, name, **cfg):
     optimizer = build_optimizer(OptimConfig("sgd", lr=0.5), module.net)
     averaging = WeightAveraging(AVERAGING.get(name), AveragingConfig(name, **cfg))
     averaging.attach(module, optimizer, total_steps=4)
-    seen = []
+    seen, has_average = [], []
     for i in range(4):
         optimizer.zero_grad()
         F.cross_entropy(module.net(x[i * 64:(i + 1) * 64]), y[i * 64:(i + 1) * 64]).backward()
         optimizer.step()
         seen.append([p.detach().clone() for p in module.net.parameters()])
-        if name == "swa" and i == 1:
-            assert module.averaged is None   # nothing averaged before `start`: evaluation uses the raw net
-    return module, seen
+        has_average.append(module.averaged is not None)
+    return module, seen, has_average
 
 
 def test_ema_weights_equal_the_hand_computed_average(digits_batch):
-    module, seen = _two_sgd_steps(digits_batch, "ema", decay=0.9)
+    module, seen, has_average = _sgd_steps(digits_batch, "ema", decay=0.9)
+    assert all(has_average)
     # First update copies the weights; each later one keeps 0.9 of the average.
     expected = seen[0]
     for step in seen[1:]:
@@ -95,7 +96,8 @@ def test_ema_weights_equal_the_hand_computed_average(digits_batch):
 
 
 def test_swa_averages_equally_after_its_start(digits_batch):
-    module, seen = _two_sgd_steps(digits_batch, "swa", start=0.5)   # steps 3 and 4 of 4
+    module, seen, has_average = _sgd_steps(digits_batch, "swa", start=0.5)   # steps 3 and 4 of 4
+    assert has_average == [False, False, True, True]   # before `start` evaluation uses the raw weights
     for avg, w3, w4 in zip(module.averaged.module.parameters(), seen[2], seen[3]):
         torch.testing.assert_close(avg, (w3 + w4) / 2)
 
