@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datamodules import DataConfig
-from lit_modules import ModelConfig, OptimConfig, Registry, ScheduleConfig
+from lit_modules import AveragingConfig, ModelConfig, OptimConfig, Registry, ScheduleConfig
 from lit_modules.config_tools import check_choice, check_range, validate_fields
 
 ACCELERATORS = Registry("accelerator", {n: n for n in ("auto", "cpu", "gpu", "cuda", "mps")})
@@ -38,6 +38,7 @@ class RunConfig:
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    averaging: AveragingConfig = AveragingConfig()   # EMA / SWA of the weights (lit_modules.averaging)
     trainer: TrainerConfig = TrainerConfig()
     seed: int = 0
 

@@ -23,9 +23,10 @@ import torch
 import torchvision
 
 from datamodules import ImageDataModule
-from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, override, to_dict
+from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 
 from .config import RunConfig, baseline
+from .predictions import prediction_callbacks, save_predictions
 from .storage import read_json, write_json, write_rows
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
@@ -129,11 +130,16 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
-        trainer = make_trainer(cfg, run_dir, loggers, [_MetricsWriter(run_dir / "metrics.csv"), *callbacks])
+        # Weight averaging and snapshots are callbacks, present only when their config asks for them.
+        technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]
+        trainer = make_trainer(cfg, run_dir, loggers,
+                               [_MetricsWriter(run_dir / "metrics.csv"), *technique, *callbacks])
         trainer.fit(module, datamodule=datamodule)
         status = "diverged" if module.diverged else "completed"
         if status == "completed":
             trainer.test(module, datamodule=datamodule, verbose=False)
+            if writer:  # class probabilities for ensembles (ablations/predictions.py), before the summary
+                save_predictions(run_dir / "predictions.npz", module, datamodule, technique)
         summary["status"] = status
     except ConfigError:
         raise

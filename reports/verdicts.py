@@ -57,9 +57,11 @@ def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame) -> tuple[str, str]:
+def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) -> tuple[str, str]:
     if not rule:
         return "no rule", ""
+    runs = runs.copy()
+    runs.attrs["results_dir"] = results_dir   # for rules that read run files (reports/ensembles.py)
     return RULES.get(rule["rule"])(rule, runs)
 
 
