@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from .figures import FIGURES, StudyData
+from . import babysitting_figures  # noqa: F401  (registers its FIGURES entries)
 from .stats import bootstrap_ci, paired_difference
 from .tables import history_table, runs_table
 from .verdicts import add_convergence, evaluate
