@@ -127,6 +127,10 @@ def test_momentum_escapes_the_saddle_faster_than_sgd():
     assert momentum_m["distance"] < 0.05 < sgd_m["distance"]
 
 
+def test_the_landscapes_study_draws_every_optimizer():
+    assert set(LRS) == set(OPTIMIZERS.names())
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
 def test_every_optimizer_descends_the_taco_with_its_study_lr(name):
     rows = trajectory(OptimConfig(name, lr=LRS[name], weight_decay=0.0), "taco", 80)

@@ -12,8 +12,6 @@ Run:   python run_all.py --study landscapes         # 8 optimizers x 3 functions
                                                     # matter only for the noisy function)
 Time:  about 30 s on 2 CPU cores (pure torch on 2 parameters), measured with other helpers sharing the CPU
 """
-from lit_modules import OPTIMIZERS
-
 from ..rules import AllOf, Holds
 from ..study import Better, Bundle, Study
 
