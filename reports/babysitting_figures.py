@@ -98,8 +98,10 @@ def landscape_paths(data: StudyData) -> plt.Figure | None:
         for name, runs_of_optimizer in part.groupby("config.optim.name", sort=False):
             path = _read(data, runs_of_optimizer.run_id.iloc[0], "trajectory.csv")
             if path is not None:
-                ax.plot(path.x, path.y, marker=".", markersize=3, linewidth=1, label=name,
-                        color=colors.setdefault(name, PALETTE[len(colors) % len(PALETTE)]))
+                color = colors.setdefault(name, PALETTE[len(colors) % len(PALETTE)])
+                # Cycle dashes so that paths lying on top of each other (adam, adamw) both show.
+                ax.plot(path.x, path.y, marker=".", markersize=3, linewidth=1, label=name, color=color,
+                        linestyle=("-", "--", ":")[list(colors).index(name) % 3])
         start = _read(data, part.run_id.iloc[0], "trajectory.csv")
         if start is not None:
             ax.plot(start.x.iloc[:1], start.y.iloc[:1], "k*", markersize=12)

@@ -8,7 +8,8 @@ Verdict: supported if, on every seed, the lr_find curve is flat over its first d
 2x its minimum, the overfit run reaches train loss < 0.05, the 100-example run is advised to
 regularize and the 2-unit net to grow.
 Run:   python run_all.py --study babysitting        # 5 variants x 3 seeds
-Time:  about 30 s on 2 CPU cores (digits), measured with other helpers sharing the CPU
+Time:  75 s wall on 2 CPU cores (digits, 15 runs, 20 s of it in the runs; the rest is start-up, W&B
+       offline and the report), measured with other helpers sharing the CPU (load average ~7)
 """
 from ..procedures import OVERFITTING, UNDERFITTING
 from ..rules import AllOf, Holds, LrRange
