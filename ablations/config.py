@@ -7,6 +7,9 @@ from datamodules import DataConfig
 from lit_modules import AveragingConfig, ModelConfig, OptimConfig, Registry, ScheduleConfig
 from lit_modules.config_tools import check_choice, check_range, validate_fields
 
+from .landscape import LandscapeConfig
+from .procedures import PROCEDURES
+
 ACCELERATORS = Registry("accelerator", {n: n for n in ("auto", "cpu", "gpu", "cuda", "mps")})
 # No "16-mixed": the module steps the raw optimizer (see ImageClassifier.training_step), so there is
 # no GradScaler; bf16 has float32's range and needs no loss scaling.
@@ -22,6 +25,7 @@ class TrainerConfig:
     precision: str = "32-true"
     divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
     progress_bar: bool = field(default=False, metadata={"hash": False})
+    procedure: str = "fit"                # PROCEDURES: fit, lr_find, overfit, landscape
 
     def __post_init__(self):
         validate_fields(self)
@@ -30,6 +34,7 @@ class TrainerConfig:
         check_range("devices", self.devices, 1)
         check_choice("precision", self.precision, PRECISIONS)
         check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
+        check_choice("procedure", self.procedure, PROCEDURES)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class RunConfig:
     schedule: ScheduleConfig = ScheduleConfig()
     averaging: AveragingConfig = AveragingConfig()   # EMA / SWA of the weights (lit_modules.averaging)
     trainer: TrainerConfig = TrainerConfig()
+    landscape: LandscapeConfig = LandscapeConfig()   # only read by trainer.procedure=landscape
     seed: int = 0
 
     def __post_init__(self):

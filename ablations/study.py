@@ -102,7 +102,7 @@ class Study:
     seeds: int = 3
     samples: int = 0                                        # trials drawn in mode "random"
     question: str = ""                                      # the study file's docstring
-    verdict: Better | None = None                           # the rule that turns runs into a verdict
+    verdict: Any = None   # the rule that turns runs into a verdict: Better, or one of ablations.rules
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -99,8 +99,10 @@ class ImageDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         batch_size = len(self.x_train) if self.full_batch else self.cfg.batch_size
         ready = self.ready("train")
+        # Lightning turns shuffling off under overfit_batches for DataLoaders; this loader is not one.
+        overfit = trainer is not None and trainer.overfit_batches > 0
         loader = TensorLoader(self.x_train if ready is None else ready, self.y_train, batch_size,
-                              shuffle=True, seed=self.seed, rank=rank, world_size=world,
+                              shuffle=not overfit, seed=self.seed, rank=rank, world_size=world,
                               preprocess=self.preprocessor if ready is None else None,
                               augment=self.augment if ready is None else None)
         return StepGroups(loader, self.cfg.steps_per_call)

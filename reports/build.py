@@ -12,13 +12,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import ensembles
+from . import babysitting_figures, ensembles
 from .figures import FIGURES, StudyData
 from .stats import bootstrap_ci, paired_difference
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
-REGISTERING = (ensembles,)   # modules imported for their entries in TABLES, FIGURES and RULES
+REGISTERING = (ensembles, babysitting_figures)   # modules imported for their entries in TABLES, FIGURES, RULES
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:

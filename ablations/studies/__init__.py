@@ -2,8 +2,7 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import activations, batchnorm_lr, initializers, lr_wd_search, optimizers
-from . import ensembles
+from . import activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, lr_wd_search, optimizers
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -12,4 +11,6 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     optimizers.STUDY,
     lr_wd_search.STUDY,
     ensembles.STUDY,
+    babysitting.STUDY,
+    landscapes.STUDY,
 ]})
