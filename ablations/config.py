@@ -4,9 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datamodules import DataConfig
-from lit_modules import ModelConfig, OptimConfig, Registry, ScheduleConfig
+from lit_modules import AveragingConfig, ModelConfig, OptimConfig, Registry, ScheduleConfig
 from lit_modules.config_tools import check_choice, check_range, validate_fields
 
+from .landscape import LandscapeConfig
+from .procedures import PROCEDURES
 from .transfer import TransferConfig, check as check_transfer
 
 ACCELERATORS = Registry("accelerator", {n: n for n in ("auto", "cpu", "gpu", "cuda", "mps")})
@@ -24,6 +26,7 @@ class TrainerConfig:
     precision: str = "32-true"
     divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
     progress_bar: bool = field(default=False, metadata={"hash": False})
+    procedure: str = "fit"                # PROCEDURES: fit, lr_find, overfit, landscape
 
     def __post_init__(self):
         validate_fields(self)
@@ -32,6 +35,7 @@ class TrainerConfig:
         check_range("devices", self.devices, 1)
         check_choice("precision", self.precision, PRECISIONS)
         check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
+        check_choice("procedure", self.procedure, PROCEDURES)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,9 @@ class RunConfig:
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    averaging: AveragingConfig = AveragingConfig()   # EMA / SWA of the weights (lit_modules.averaging)
     trainer: TrainerConfig = TrainerConfig()
+    landscape: LandscapeConfig = LandscapeConfig()   # only read by trainer.procedure=landscape
     seed: int = 0
     transfer: TransferConfig = TransferConfig()   # default mode "scratch": no transfer
 

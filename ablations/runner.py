@@ -23,9 +23,11 @@ import torch
 import torchvision
 
 from datamodules import ImageDataModule
-from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, override, to_dict
+from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 
 from .config import RunConfig, baseline
+from .predictions import prediction_callbacks
+from .procedures import PROCEDURES, Context
 from .storage import read_json, write_json, write_rows
 from .transfer import attach, pretrained_weights, with_available_source
 
@@ -37,7 +39,9 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 def resolve(overrides: Mapping[str, Any] | None = None, base: RunConfig | None = None) -> RunConfig:
     """The baseline (or `base`) with dotted overrides applied; raises ConfigError on any bad key or value.
     A transfer source whose weights are not on this machine is replaced by its fallback, with a warning."""
-    return with_available_source(override(base or baseline(), dict(overrides or {})))
+    cfg = with_available_source(override(base or baseline(), dict(overrides or {})))
+    # What the run's procedure needs wins (overfit: no regularization), so the config says what ran.
+    return override(cfg, PROCEDURES.get(cfg.trainer.procedure).settings)
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -76,13 +80,13 @@ def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
                  callbacks: Sequence[L.Callback] = (), **extra: Any) -> L.Trainer:
     """The suite's Trainer: no checkpoints, summaries or sanity checks; the module keeps the metrics."""
     t = cfg.trainer
-    return L.Trainer(
+    kwargs = dict(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
         logger=list(loggers) or False, callbacks=list(callbacks), enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=t.progress_bar, num_sanity_val_steps=0,
         log_every_n_steps=1, default_root_dir=str(run_dir), strategy="ddp" if t.devices > 1 else "auto",
-        **extra,
     )
+    return L.Trainer(**{**kwargs, **extra})   # `extra` may replace a default (lr_find: max_epochs)
 
 
 def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
@@ -133,12 +137,13 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
         callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
-        trainer = make_trainer(cfg, run_dir, loggers, [_MetricsWriter(run_dir / "metrics.csv"), *callbacks])
-        trainer.fit(module, datamodule=datamodule)
-        status = "diverged" if module.diverged else "completed"
-        if status == "completed":
-            trainer.test(module, datamodule=datamodule, verbose=False)
-        summary["status"] = status
+        # Weight averaging and snapshots are callbacks, present only when their config asks for them.
+        technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]
+        procedure = PROCEDURES.get(cfg.trainer.procedure)
+        trainer = make_trainer(cfg, run_dir, loggers,
+                               [_MetricsWriter(run_dir / "metrics.csv"), *technique, *callbacks], **procedure.trainer)
+        summary["status"] = procedure.run(Context(cfg, module, datamodule, trainer, run_dir, summary, writer,
+                                                  technique))
     except ConfigError:
         raise
     except Exception as exc:  # recorded, never lost: the grid goes on and reports it

@@ -67,6 +67,22 @@ class Better:
 
 
 @dataclass(frozen=True)
+class EnsembleGain:
+    """Verdict rule: averaging the softmax of `variant`'s models (`kind` "independent": its seeds;
+    "snapshot": the per-cycle snapshots of each run) beats the single model on `split`, with a 95%
+    bootstrap interval over examples above zero.  Evaluated by reports.ensembles."""
+    variant: str
+    kind: str = "independent"
+    split: str = "test"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "ensemble_gain", "variant": self.variant, "kind": self.kind, "split": self.split}
+
+    def variants(self) -> list[str]:
+        return [self.variant]
+
+
+@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -86,7 +102,7 @@ class Study:
     seeds: int = 3
     samples: int = 0                                        # trials drawn in mode "random"
     question: str = ""                                      # the study file's docstring
-    verdict: Better | None = None                           # the rule that turns runs into a verdict
+    verdict: Any = None   # the rule that turns runs into a verdict: Better, or one of ablations.rules
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -84,7 +84,8 @@ def source_config(cfg: RunConfig) -> RunConfig:
     try:
         return override(cfg, {"data.name": t.source_data or cfg.data.name, "data.classes": t.source_classes,
                               "data.train_size": None, "transfer": TransferConfig(),
-                              "trainer.max_epochs": t.source_epochs, "trainer.devices": 1, "seed": t.source_seed})
+                              "trainer.max_epochs": t.source_epochs, "trainer.devices": 1,
+                              "trainer.procedure": "fit", "seed": t.source_seed})
     except ConfigError as e:
         raise ConfigError(f"transfer (the source model's config): {e}") from None
 

@@ -4,10 +4,11 @@ from .augment import AUGMENTATIONS, build_augmentation
 from .config import DataConfig
 from .datamodule import ImageDataModule
 from .datasets import DATASETS, DataUnavailableError, DatasetSpec, load_dataset
-from .loader import StepGroups, TensorLoader
+from .loader import StepGroup, StepGroups, TensorLoader
 from .preprocess import PREPROCESSORS, build_preprocessor
 
 __all__ = [
     "DataConfig", "ImageDataModule", "DATASETS", "DatasetSpec", "load_dataset", "DataUnavailableError",
-    "PREPROCESSORS", "build_preprocessor", "AUGMENTATIONS", "build_augmentation", "StepGroups", "TensorLoader",
+    "PREPROCESSORS", "build_preprocessor", "AUGMENTATIONS", "build_augmentation", "StepGroup", "StepGroups",
+    "TensorLoader",
 ]

@@ -109,13 +109,15 @@ class ImageDataModule(L.LightningDataModule):
         return self._ready[split]
 
     def train_dataloader(self) -> StepGroups:
-        """Training batches come in groups of `steps_per_call` (a list of (x, y) pairs per call)."""
+        """Training batches come in groups of `steps_per_call` (a StepGroup of (x, y) pairs per call)."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         batch_size = len(self.x_train) if self.full_batch else self.cfg.batch_size
         ready = self.ready("train")
+        # Lightning turns shuffling off under overfit_batches for DataLoaders; this loader is not one.
+        overfit = trainer is not None and trainer.overfit_batches > 0
         loader = TensorLoader(self.x_train if ready is None else ready, self.y_train, batch_size,
-                              shuffle=True, seed=self.seed, rank=rank, world_size=world,
+                              shuffle=not overfit, seed=self.seed, rank=rank, world_size=world,
                               preprocess=self.preprocessor if ready is None else None,
                               augment=self.augment if ready is None else None)
         return StepGroups(loader, self.cfg.steps_per_call)

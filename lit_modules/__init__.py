@@ -1,4 +1,5 @@
 """LightningModules and their building blocks: one registry per ablation axis."""
+from .averaging import AVERAGING, AveragingConfig, build_averaging
 from .config import ModelConfig, OptimConfig, ScheduleConfig
 from .config_tools import config_hash, flat_dict, leaf_keys, override, to_dict
 from .layers import ACTIVATIONS, INITIALIZERS, NORMS, build_activation, build_norm, init_layer
@@ -14,4 +15,5 @@ __all__ = [
     "ScheduleConfig", "build_activation", "build_network", "build_norm", "build_optimizer",
     "build_schedule", "config_hash", "flat_dict", "init_layer", "leaf_keys", "override", "to_dict",
 ]
+__all__ += ["AVERAGING", "AveragingConfig", "build_averaging"]
 __all__ += ["CheckpointError", "Finetune", "TRANSFER_MODES", "load_body"]

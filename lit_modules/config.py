@@ -1,12 +1,14 @@
 """Configs of what lit_modules builds: the network, the optimizer and the learning-rate schedule."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from .config_tools import check_choice, check_range, validate_fields
 from .layers import ACTIVATIONS, INITIALIZERS, NORMS
 from .networks import NETWORKS, NORM_PLACEMENTS
 from .optim import OPTIMIZERS, SCHEDULES
+from .registry import ConfigError
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class ScheduleConfig:
     final: float | None = None            # final multiplier (exponential, inverse_time, cosine)
     milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training (step)
     gamma: float = 0.1                    # factor at each milestone (step)
+    cycles: int = 1                       # restarts (cosine_restarts); > 1 also saves a snapshot per cycle
 
     def __post_init__(self):
         validate_fields(self)
@@ -75,3 +78,8 @@ class ScheduleConfig:
         for m in self.milestones:
             check_range("milestones", m, 0.0, 1.0)
         check_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
+        check_range("cycles", self.cycles, 1)
+        cyclic = [n for n in SCHEDULES.names() if "cycles" in inspect.signature(SCHEDULES.get(n)).parameters]
+        if self.cycles > 1 and self.name not in cyclic:
+            raise ConfigError(f"cycles: {self.cycles} needs a cyclic schedule, not {self.name!r}; "
+                              f"valid choices: {', '.join(cyclic)}")

@@ -59,11 +59,16 @@ class ImageClassifier(L.LightningModule):
         self._train, self._val, self._test = _Mean(), _Mean(), _Mean()
         self._fit_start = 0.0
         self._steps = 0
+        # Averaged weights (EMA, SWA; lit_modules.averaging sets it): what evaluation uses when present.
+        self.averaged: torch.nn.Module | None = None
         # One explicit step per batch: Lightning's automatic-optimization closure machinery costs about
         # 0.3 ms a step, more than a small model's whole step on CPU (benchmarks/throughput.py).
         self.automatic_optimization = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Training steps call self.net directly; evaluation (validation, test, predictions) comes here.
+        if self.averaged is not None and not self.training:
+            return self.averaged(x)
         return self.net(x)
 
     # --- training --------------------------------------------------------------------------------
@@ -77,7 +82,7 @@ class ImageClassifier(L.LightningModule):
         decay, _ = decay_split(self.net)
         return loss + 0.5 * self.optim_cfg.weight_decay * sum((p * p).sum() for p in decay)
 
-    def training_step(self, batch: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         """`batch` is a group of mini-batches (datamodules.StepGroups): one optimizer step each.
 
         The raw torch optimizer steps here: Lightning's per-step wrappers (LightningOptimizer,

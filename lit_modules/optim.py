@@ -105,6 +105,17 @@ def cosine(final: float = 0.0) -> Schedule:
     return lambda p: final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * p))
 
 
+@SCHEDULES.register("cosine_restarts")
+def cosine_restarts(cycles: int = 1, final: float = 0.0) -> Schedule:
+    """SGDR (Loshchilov & Hutter): `cycles` equal cosine decays, each restarting at the base lr.  The
+    weights at the end of each cycle (lr near `final`) are the snapshots of a snapshot ensemble."""
+    def schedule(p: float) -> float:
+        # Position inside the current cycle; p = 1 is the end of the last cycle, not a restart.
+        q = p * cycles - min(math.floor(p * cycles), cycles - 1)
+        return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * q))
+    return schedule
+
+
 def with_warmup(schedule: Schedule, warmup: float) -> Schedule:
     """Ramp linearly from 0 to the schedule's value over the first `warmup` fraction of training."""
     if warmup <= 0:
@@ -115,7 +126,7 @@ def with_warmup(schedule: Schedule, warmup: float) -> Schedule:
 def build_schedule(cfg) -> Schedule:
     """cfg: lit_modules.config.ScheduleConfig; passes each schedule only the options it takes."""
     make = SCHEDULES.get(cfg.name)
-    options = {"milestones": cfg.milestones, "gamma": cfg.gamma, "final": cfg.final}
+    options = {"milestones": cfg.milestones, "gamma": cfg.gamma, "final": cfg.final, "cycles": cfg.cycles}
     accepted = inspect.signature(make).parameters
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     return with_warmup(make(**kwargs), cfg.warmup)

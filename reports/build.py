@@ -12,13 +12,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import transfer_figures
+from . import babysitting_figures, ensembles, transfer_figures
 from .figures import FIGURES, StudyData
 from .stats import bootstrap_ci, paired_difference
-from .tables import history_table, runs_table
+from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
-FIGURE_MODULES = [transfer_figures]   # imported for the FIGURES entries they register
+REGISTERING = (ensembles, babysitting_figures, transfer_figures)   # modules imported for their entries in TABLES, FIGURES, RULES
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
@@ -80,7 +80,13 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
             fig = FIGURES.get(name)(data)
             if fig is not None:
                 images.append(_save(fig, out, f"{study}_{name}"))
-        sections.append((study, stats, images, manifest, evaluate(manifest.get("verdict"), part)))
+        extra = []
+        for name in TABLES.names():
+            table = TABLES.get(name)(data)
+            if table is not None:
+                table.to_csv(out / f"{study}_{name}.csv", index=False)
+                extra.append((name, table))
+        sections.append((study, stats, images, manifest, evaluate(manifest.get("verdict"), part, results), extra))
     _write_index(out, runs, sections)
     return out
 
@@ -91,7 +97,7 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
           f"devices: {', '.join(map(str, runs['device'].dropna().unique()))}", ""]
     page = ["<html><head><meta charset='utf-8'><title>cs231n-ablations report</title></head><body>",
             f"<h1>cs231n-ablations report</h1><p>{html.escape(md[2])}</p>"]
-    for study, stats, images, manifest, (verdict, why) in sections:
+    for study, stats, images, manifest, (verdict, why), extra in sections:
         head = [f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
                 f"**Verdict: {verdict}.** {why}", ""]
         md += head
@@ -101,6 +107,10 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
         md += ["", stats.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else
                stats.to_string(index=False), ""] + [f"![{img}]({img})" for img in images] + [""]
         page += [stats.to_html(index=False, float_format="%.4f")]
+        for name, table in extra:
+            md += [f"**{name}** (`{study}_{name}.csv`)", "", table.to_markdown(index=False, floatfmt=".4f")
+                   if _has_tabulate() else table.to_string(index=False), ""]
+            page += [f"<h3>{html.escape(name)}</h3>", table.to_html(index=False, float_format="%.4f")]
         page += [f"<p><img src='{img}' style='max-width:100%'></p>" for img in images]
     (out / "index.md").write_text("\n".join(md) + "\n")
     (out / "index.html").write_text("\n".join(page + ["</body></html>"]) + "\n")

@@ -95,6 +95,8 @@ def heatmap(runs: pd.DataFrame, study: str, rows: str, cols: str, metric: str = 
     return fig
 
 
-FIGURES.add("curves", lambda d: learning_curves(d.history, d.runs, d.study))
-FIGURES.add("final_acc", lambda d: final_accuracy(d.runs, d.study))
-FIGURES.add("heatmap", lambda d: heatmap(d.runs, d.study, *d.axes) if len(d.axes) == 2 else None)
+# Studies whose runs have no accuracy (lr range tests, optimizer landscapes only) get none of these.
+_has_acc = lambda d: "final_val_acc" in d.members and d.members.final_val_acc.notna().any()  # noqa: E731
+FIGURES.add("curves", lambda d: learning_curves(d.history, d.runs, d.study) if _has_acc(d) else None)
+FIGURES.add("final_acc", lambda d: final_accuracy(d.runs, d.study) if _has_acc(d) else None)
+FIGURES.add("heatmap", lambda d: heatmap(d.runs, d.study, *d.axes) if len(d.axes) == 2 and _has_acc(d) else None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lit_modules import Registry
 
 METRICS = ("initial_loss", "best_val_acc", "final_val_acc", "test_acc", "test_loss", "train_acc", "train_loss",
            "val_loss", "wall_time_s", "epochs")
@@ -87,3 +88,8 @@ def study_summary(runs: pd.DataFrame) -> pd.DataFrame:
         test_acc=("test_acc", "mean"), diverged=("status", lambda s: int((s == "diverged").sum())),
         failed=("status", lambda s: int((s != "completed").sum() - (s == "diverged").sum())))
     return agg.reset_index()
+
+
+# Extra per-study tables: a function of a reports.figures.StudyData returning a DataFrame, or None where
+# it does not apply.  The report writes each as `<study>_<name>.csv` and shows it in the index.
+TABLES: Registry = Registry("table")

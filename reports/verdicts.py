@@ -36,7 +36,9 @@ def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
         mine = {s: v if not _nan(v) else -sign * math.inf for s, v in values[rule["variant"]].items()}
         theirs = {s: v if not _nan(v) else -sign * math.inf for s, v in values[other].items()}
         diffs = {s: sign * (mine[s] - theirs[s]) for s in set(mine) & set(theirs)}
-        finite = {s: (d if math.isfinite(d) else math.copysign(1.0, d)) for s, d in diffs.items()}
+        # Both missing (inf - inf = NaN) is a tie, not a win.
+        finite = {s: (d if math.isfinite(d) else 0.0 if math.isnan(d) else math.copysign(1.0, d))
+                  for s, d in diffs.items()}
         interval = paired_difference(finite, {s: 0.0 for s in finite})
         if interval.excludes_zero():
             outcomes.append("supported" if interval.low > 0 else "contradicted")
@@ -57,9 +59,11 @@ def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame) -> tuple[str, str]:
+def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) -> tuple[str, str]:
     if not rule:
         return "no rule", ""
+    runs = runs.copy()
+    runs.attrs["results_dir"] = results_dir   # for rules that read run files (reports/ensembles.py)
     return RULES.get(rule["rule"])(rule, runs)
 
 
@@ -85,3 +89,57 @@ def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     for f, (epochs, seconds) in reach.items():
         out[f"epochs_to_{f}"], out[f"seconds_to_{f}"] = epochs, seconds
     return out
+
+
+# --- rules on one variant, and combinations (ablations.rules) ------------------------------------------
+_OPS: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+                                               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+                                               "==": lambda a, b: a == b}
+
+
+def _seeds(runs: pd.DataFrame, variant: str, metric: str) -> dict[int, Any] | None:
+    part = runs[runs.variant == variant]
+    if part.empty or metric not in part:
+        return None
+    return dict(zip(part.seed, part[metric]))
+
+
+@RULES.register("holds")
+def holds(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """Supported when every seed satisfies `metric op value`; contradicted when a finished seed does
+    not; a seed without the metric (diverged, failed) leaves it inconclusive."""
+    values = _seeds(runs, rule["variant"], rule["metric"])
+    where = f"{rule['variant']}: {rule['metric']} {rule['op']} {rule['value']}"
+    if not values:
+        return "inconclusive at this scale", f"{where}: no runs with {rule['metric']}"
+    check = _OPS[rule["op"]]
+    ok = {s: (None if _nan(v) else bool(check(v, rule["value"]))) for s, v in values.items()}
+    shown = ", ".join(dict.fromkeys(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values.values()))
+    why = f"{where} in {sum(o is True for o in ok.values())}/{len(ok)} seeds ({shown})"
+    if any(o is False for o in ok.values()):
+        return "contradicted", why
+    return ("supported" if all(ok.values()) else "inconclusive at this scale"), why
+
+
+@RULES.register("lr_range")
+def lr_range(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """The lecture's picture of the range test: flat loss at tiny lrs, an explosion at huge ones."""
+    flat = holds({"variant": rule["variant"], "metric": "lr_find_low_change", "op": "<", "value": rule["flat"]}, runs)
+    boom = holds({"variant": rule["variant"], "metric": "lr_find_blowup", "op": ">", "value": rule["blowup"]}, runs)
+    return _combine([flat, boom], tagged=False)
+
+
+@RULES.register("all")
+def all_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    return _combine([evaluate(r, runs) for r in rule["rules"]])
+
+
+def _combine(results: list[tuple[str, str]], tagged: bool = True) -> tuple[str, str]:
+    verdicts = [v for v, _ in results]
+    if "contradicted" in verdicts:
+        verdict = "contradicted"
+    elif all(v == "supported" for v in verdicts):
+        verdict = "supported"
+    else:
+        verdict = "inconclusive at this scale"
+    return verdict, "; ".join(f"[{v}] {why}" if tagged else why for v, why in results)

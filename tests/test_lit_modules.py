@@ -127,6 +127,7 @@ KNOWN = {  # schedule -> {progress: multiplier}
     "exponential": {0: 1, 0.5: 0.1, 1: 0.01},
     "inverse_time": {0: 1, 0.5: 1 / 5.5, 1: 0.1},
     "cosine": {0: 1, 0.25: 0.5 + 0.5 * math.cos(math.pi / 4), 0.5: 0.5, 1: 0},
+    "cosine_restarts": {0: 1, 0.25: 0.5 + 0.5 * math.cos(math.pi / 4), 0.5: 0.5, 1: 0},   # 1 cycle = cosine
 }
 
 

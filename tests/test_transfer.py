@@ -33,6 +33,7 @@ class Probe(L.Callback):
 
     def on_train_end(self, trainer, module):
         self.after = {k: v.clone() for k, v in module.net.state_dict().items()}
+        self.end_lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
 
     def changed(self):
         return {k for k in self.before if not torch.equal(self.before[k], self.after[k])}
@@ -137,7 +138,8 @@ def test_each_mode_trains_exactly_its_parameters(mode, tmp_path):
     assert summary["status"] == "completed", summary.get("error")
     spec = TRANSFER_MODES.get(mode)
     net = build_network(cfg.model, (1, 8, 8), 5)   # same structure: names of what the mode freezes
-    ids = {id(t) for m in spec.frozen(net.body, cfg.transfer.top_layers) for t in m.state_dict(keep_vars=True).values()}
+    frozen_modules = spec.frozen(net.body, cfg.transfer.top_layers)
+    ids = {id(t) for m in frozen_modules for t in m.state_dict(keep_vars=True).values()}
     frozen = {k for k, t in net.state_dict(keep_vars=True).items() if id(t) in ids}
     changed = probe.changed()
     assert not frozen & changed, f"{mode} changed frozen weights {frozen & changed}"
@@ -151,7 +153,7 @@ def test_each_mode_trains_exactly_its_parameters(mode, tmp_path):
 
 
 def test_finetune_all_trains_the_body_at_a_tenth_of_the_rate(tmp_path):
-    cfg = tiny(transfer__mode="finetune_all", schedule__name="cosine")
+    cfg = tiny(transfer__mode="finetune_all", schedule__name="step")   # 0.01x by the end
     probe = Probe()
     assert train(cfg, tmp_path, callbacks=[probe])["status"] == "completed"
     lrs = {n: lr for lr, names in probe.groups for n in names}
@@ -159,7 +161,10 @@ def test_finetune_all_trains_the_body_at_a_tenth_of_the_rate(tmp_path):
     body = [n for n in lrs if n.startswith("body.")]
     assert body and all(lrs[n] == pytest.approx(0.1 * cfg.optim.lr) for n in body)
     assert probe.groups[0][0] == pytest.approx(cfg.optim.lr)   # the logged lr is the head's
-    assert {n for n in probe.changed() if n.startswith("body.")} == {n for n in probe.before if n.startswith("body.")}
+    head_end, body_end = probe.end_lrs[0], probe.end_lrs[-1]   # the schedule scales both groups alike
+    assert head_end == pytest.approx(0.01 * cfg.optim.lr) and body_end == pytest.approx(0.1 * head_end)
+    body_state = {n for n in probe.before if n.startswith("body.")}
+    assert {n for n in probe.changed() if n.startswith("body.")} == body_state
 
 
 # ---------------------------------------------------------------- the source model

@@ -2,7 +2,8 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import activations, batchnorm_lr, initializers, lr_wd_search, optimizers, transfer
+from . import (activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, lr_wd_search,
+               optimizers, transfer)
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -10,5 +11,8 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     batchnorm_lr.STUDY,
     optimizers.STUDY,
     lr_wd_search.STUDY,
+    ensembles.STUDY,
+    babysitting.STUDY,
+    landscapes.STUDY,
     transfer.STUDY,
 ]})

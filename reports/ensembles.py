@@ -1,0 +1,189 @@
+"""Model ensembles (lecture 7): average the softmax of several models, compare with a single model.
+
+Two kinds, from the `predictions.npz` each finished run stores (ablations/predictions.py):
+  independent  the runs of one variant that differ only by seed, averaged example by example,
+               against the mean accuracy of those runs alone (the lecture: "about 2% better");
+  snapshot     within one run of a cyclic schedule, the snapshots at the end of each cycle averaged,
+               against the last snapshot alone (Huang et al.); averaged over the variant's runs.
+The gain's 95% interval is a bootstrap over the evaluated examples of the per-example difference
+(ensemble correct minus single model correct): it measures the test-set noise of the gain, not the
+spread over training seeds.  Missing or unreadable prediction files are reported and skipped.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from lit_modules import Registry
+
+from .figures import FIGURES, StudyData
+from .stats import Interval, bootstrap_ci
+from .tables import TABLES
+from .verdicts import RULES
+
+SPLITS = ("val", "test")
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of one run's predictions.npz, or None (with a warning) when missing or corrupt."""
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        warnings.warn(f"skipping run without predictions: {path} is missing")
+        return None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        warnings.warn(f"skipping unreadable {path}: {e}")
+        return None
+    for split in SPLITS:
+        probs, labels = arrays.get(f"{split}_probs"), arrays.get(f"{split}_labels")
+        if probs is None or labels is None or probs.ndim != 2 or len(probs) != len(labels):
+            warnings.warn(f"skipping unreadable {path}: no consistent {split}_probs / {split}_labels")
+            return None
+    return arrays
+
+
+def ensemble_gain(probs: np.ndarray, labels: np.ndarray, single: np.ndarray | None = None):
+    """probs (M, N, C) of M models on N examples -> (single acc, ensemble acc, per-example gain).
+
+    The single model is the mean of the M models, or the model at index `single` (a snapshot
+    ensemble is compared with its last snapshot).  The gain's mean is ensemble acc - single acc.
+    """
+    probs = np.asarray(probs, dtype=np.float32)   # float16 on disk: average in float32
+    correct = probs.argmax(axis=2) == labels[None, :]
+    alone = correct.mean(axis=0) if single is None else correct[single].astype(float)
+    together = (probs.mean(axis=0).argmax(axis=1) == labels).astype(float)
+    return float(alone.mean()), float(together.mean()), together - alone
+
+
+def _same_labels(preds: list[dict[str, np.ndarray]], split: str) -> bool:
+    first = preds[0][f"{split}_labels"]
+    return all(np.array_equal(p[f"{split}_labels"], first) for p in preds[1:])
+
+
+def _independent(preds: list[dict[str, np.ndarray]], split: str):
+    labels = preds[0][f"{split}_labels"]
+    return (*ensemble_gain(np.stack([p[f"{split}_probs"] for p in preds]), labels), len(preds))
+
+
+def _snapshot(preds: list[dict[str, np.ndarray]], split: str):
+    labels = preds[0][f"{split}_labels"]
+    per_run = [ensemble_gain(p[f"snapshot_{split}_probs"], labels, single=-1) for p in preds]
+    return (float(np.mean([r[0] for r in per_run])), float(np.mean([r[1] for r in per_run])),
+            np.mean([r[2] for r in per_run], axis=0), len(preds[0]["snapshot_steps"]))
+
+
+@dataclass(frozen=True)
+class EnsembleKind:
+    # Which of a variant's runs take part ([] when there is no ensemble of this kind).
+    members: Callable[[list[dict[str, np.ndarray]]], list[dict[str, np.ndarray]]]
+    # (predictions, split) -> (single acc, ensemble acc, per-example gain, models per ensemble)
+    evaluate: Callable[[list[dict[str, np.ndarray]], str], tuple]
+
+
+KINDS: Registry[EnsembleKind] = Registry("ensemble kind", {
+    "independent": EnsembleKind(lambda found: found if len(found) >= 2 else [], _independent),
+    "snapshot": EnsembleKind(lambda found: [p for p in found if len(p.get("snapshot_steps", ())) >= 2], _snapshot),
+})
+
+
+def ensemble_results(data: StudyData, variants=None) -> list[dict[str, Any]]:
+    """One record per (variant, kind) with an ensemble: accuracies, per-example gains and intervals."""
+    members = data.members[data.members.status == "completed"]
+    if data.results_dir is None or members.empty:
+        return []
+    if variants is not None:
+        members = members[members.variant.isin(variants)]
+    runs_dir = Path(data.results_dir) / "runs"
+    preds = {rid: load_predictions(runs_dir / rid / "predictions.npz") for rid in members.run_id}
+    records = []
+    for variant, part in members.groupby("variant", sort=False):
+        available = [preds[r] for r in part.run_id if preds[r] is not None]
+        for kind in KINDS.names():
+            found = KINDS.get(kind).members(available)
+            if not found:
+                continue
+            if not all(_same_labels(found, split) for split in SPLITS):
+                warnings.warn(f"{data.study}/{variant}: runs were evaluated on different examples "
+                              f"(labels differ); no {kind} ensemble")
+                continue
+            record: dict[str, Any] = {"variant": variant, "kind": kind, "n_runs": len(found)}
+            for split in SPLITS:
+                single, together, gain, n_models = KINDS.get(kind).evaluate(found, split)
+                record.update({"n_models": n_models, f"{split}_single_acc": single,
+                               f"{split}_ensemble_acc": together, f"{split}_gain": together - single,
+                               f"{split}_interval": bootstrap_ci(gain)})
+            records.append(record)
+    return records
+
+
+def _ci(interval: Interval) -> str:
+    return "" if math.isnan(interval.low) else f"[{interval.low:+.4f}, {interval.high:+.4f}]"
+
+
+def ensemble_table(data: StudyData) -> pd.DataFrame | None:
+    """`<study>_ensembles.csv`: per variant and kind, single vs ensemble accuracy on val and test."""
+    records = ensemble_results(data)
+    if not records:
+        return None
+    rows = []
+    for r in records:
+        row = {k: r[k] for k in ("variant", "kind", "n_models", "n_runs")}
+        for split in SPLITS:
+            row.update({f"{split}_single_acc": r[f"{split}_single_acc"],
+                        f"{split}_ensemble_acc": r[f"{split}_ensemble_acc"],
+                        f"{split}_gain": r[f"{split}_gain"], f"{split}_gain_ci": _ci(r[f"{split}_interval"])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ensemble_figure(data: StudyData) -> plt.Figure | None:
+    """Test accuracy of the single model and of the ensemble, per variant and kind of ensemble."""
+    table = ensemble_table(data)
+    if table is None:
+        return None
+    labels = [f"{v}\n{k}, {n} models" for v, k, n in zip(table.variant, table.kind, table.n_models)]
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(table) + 2), 4.5))
+    ax.scatter(x - 0.1, table.test_single_acc, marker="o", label="single model (mean / last snapshot)")
+    ax.scatter(x + 0.1, table.test_ensemble_acc, marker="D", label="ensemble (averaged softmax)")
+    for xi, a, b in zip(x, table.test_single_acc, table.test_ensemble_acc):
+        ax.plot([xi - 0.1, xi + 0.1], [a, b], color="grey", lw=1)
+        ax.annotate(f"{b - a:+.3f}", (xi + 0.12, b), fontsize="small")
+    ax.set_xticks(x, labels, fontsize="small")
+    ax.set(ylabel="test accuracy", title=f"{data.study}: ensembles vs single models")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+@RULES.register("ensemble_gain")
+def ensemble_gain_rule(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """Supported when the ensemble's gain over the single model has a 95% interval above zero."""
+    results_dir = runs.attrs.get("results_dir")
+    study = runs.study.iloc[0] if len(runs) else ""
+    data = StudyData(study, runs, pd.DataFrame(), {}, results_dir)
+    kind, split = rule["kind"], rule["split"]
+    found = [r for r in ensemble_results(data, [rule["variant"]]) if r["kind"] == kind]
+    if not found:
+        return "inconclusive at this scale", f"no {kind} ensemble of {rule['variant']} (predictions missing)"
+    r = found[0]
+    interval = r[f"{split}_interval"]
+    why = (f"{rule['variant']}: {kind} ensemble of {r['n_models']} models, {split} acc "
+           f"{r[f'{split}_ensemble_acc']:.4f} vs single {r[f'{split}_single_acc']:.4f}: gain "
+           f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} {split} examples")
+    if not interval.excludes_zero():
+        return "inconclusive at this scale", why
+    return ("supported" if interval.low > 0 else "contradicted"), why
+
+
+TABLES.add("ensembles", ensemble_table)
+FIGURES.add("ensembles", ensemble_figure)
