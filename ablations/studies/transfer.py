@@ -19,7 +19,7 @@ ImageNet weights: on colour images add --dataset cifar10 --set model.network=tv_
 --set transfer.source=imagenet_resnet18 (the weights are read from the torch hub cache, never
 downloaded); without them the plan warns and uses the in-suite source instead.
 Run:   python run_all.py --study transfer           # 4 modes x 3 sizes = 12 variants x 3 seeds + 1 source
-Time:  65 s wall on 2 CPU cores shared with other jobs (load ~6; pessimistic), ~30 s of it training
+Time:  38-65 s wall on 2 CPU cores shared with other jobs (load 3.4-6; pessimistic), report included
 """
 from ..study import Better, Study
 
