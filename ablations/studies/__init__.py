@@ -2,12 +2,12 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import activations, batchnorm_lr, initializers, lr_wd_search, optimizers
+from . import activations, batchnorm_lr, initializers, optimizers, search
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
     initializers.STUDY,
     batchnorm_lr.STUDY,
     optimizers.STUDY,
-    lr_wd_search.STUDY,
+    search.STUDY,
 ]})
