@@ -125,6 +125,7 @@ class Study:
     base: Mapping[str, Any] = field(default_factory=dict)   # overrides shared by every run of the study
     mode: str = "one_at_a_time"                             # EXPANSIONS registry
     seeds: int = 3
+    fixed_seeds: bool = False       # the seed count is part of the design (a search budget): --seeds leaves it
     samples: int = 0                                        # trials in modes "random", "grid_vs_random"
     question: str = ""                                      # the study file's docstring
     verdict: Better | BestOf | None = None                  # the rule that turns runs into a verdict
@@ -136,7 +137,7 @@ class Study:
         expand = EXPANSIONS.get(self.mode)
         out = []
         for order, (variant, labels, overrides) in enumerate(expand(self)):
-            for seed in range(self.seeds if seeds is None else seeds):
+            for seed in range(self.seeds if seeds is None or self.fixed_seeds else seeds):
                 out.append(Trial(self.name, variant, labels, {**self.base, **overrides}, seed, order))
         return out
 

@@ -9,9 +9,9 @@ import pytest
 
 import run_all
 from ablations.grid import plan
-from ablations.studies import optimizers, search
+from ablations.studies import STUDIES, optimizers, search
 from ablations.study import BestOf, LogUniform, Study
-from lit_modules import ConfigError, ImageClassifier, Registry
+from lit_modules import OPTIMIZERS, ConfigError, ImageClassifier, Registry
 from reports.search import best_so_far, edge_warnings
 from reports.verdicts import evaluate
 
@@ -33,6 +33,16 @@ def test_grid_and_random_get_the_same_budget_over_the_same_box():
     assert [t.variant for t in trials] == [t.variant for t in study.trials()]    # seeded: same every time
     with pytest.raises(ConfigError, match="samples = points"):
         Study("bad", "c", study.axes, mode="grid_vs_random", samples=15).trials()
+
+
+def test_every_optimizer_gets_the_same_sweep_on_one_seed_whatever_seeds_says():
+    trials = optimizers.STUDY.trials(seeds=3)                     # --seeds 3 leaves the sweep's budget alone
+    assert {t.seed for t in trials} == {0}
+    rates = {}
+    for t in trials:
+        rates.setdefault(t.overrides["optim.name"], []).append(t.overrides["optim.lr"])
+    assert "lbfgs" in rates and len(rates) == len(OPTIMIZERS.names())
+    assert all(sorted(r) == sorted(rates["sgd"]) and len(r) == 6 for r in rates.values())
 
 
 def test_optimizers_stage2_takes_each_optimizers_best_mean_rate():
@@ -129,6 +139,7 @@ def _summaries(results: Path) -> dict:
     return {p.parent.name: p.stat().st_mtime_ns for p in results.glob("runs/*/summary.json")}
 
 
+@pytest.mark.slow
 def test_a_staged_study_runs_resumes_and_rederives_stage2(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(run_all, "STUDIES", Registry("study", {"tiny": _two_stage()}))
     args = ["--study", "tiny", "--results-dir", str(tmp_path), *STAGED]   # each stage its own seeds
@@ -162,5 +173,21 @@ def test_a_bad_stage2_fails_before_it_trains(tmp_path, monkeypatch, capsys):
     bad = _two_stage(lambda table: Study("tiny_bad", "c", {"optim.learning_rate": [0.1]}, mode="grid"))
     monkeypatch.setattr(run_all, "STUDIES", Registry("study", {"tiny": bad}))
     assert run_all.main(["--study", "tiny", "--results-dir", str(tmp_path), *TINY]) == 2
-    assert all(w in capsys.readouterr().err for w in ("tiny_bad", "optim.learning_rate"))
+    err = capsys.readouterr().err
+    assert all(w in err for w in ("tiny_bad", "optim.learning_rate"))
     assert len(_summaries(tmp_path)) == 2                         # stage 1 trained and kept, stage 2 did not start
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in STUDIES.names() if STUDIES.get(n).then])
+def test_staged_studies_run_tiny_end_to_end_and_a_rerun_trains_nothing(name, tmp_path):
+    args = ["--study", name, "--results-dir", str(tmp_path), *TINY]
+    assert run_all.main(args) == 0
+    manifests = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "studies").glob("*.json")}
+    assert len(manifests) == 2 and name in manifests                 # stage 1 and the stage it derived
+    stage2 = next(m for n, m in manifests.items() if n != name)
+    assert stage2["runs"] and all((tmp_path / "runs" / m["run_id"] / "summary.json").exists()
+                                  for m in stage2["runs"])
+    done = _summaries(tmp_path)
+    assert run_all.main(args) == 0 and _summaries(tmp_path) == done
+    assert json.loads((tmp_path / "studies" / f"{stage2['name']}.json").read_text()) == stage2
