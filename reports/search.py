@@ -84,7 +84,8 @@ def _tuning_figure(d: StudyData) -> plt.Figure | None:
     if not tuned or part.empty:
         return None
     groups = _groups(part, tuned)
-    hue = part[groups].astype(str).agg(",".join, axis=1) if groups else None
+    hue = (part[groups].astype(str).agg(",".join, axis=1) if groups
+           else part.get("axis.search"))   # grid vs random trials in their own colours
     fig, axes = plt.subplots(1, len(tuned), figsize=(6 * len(tuned), 4.5), squeeze=False)
     for ax, key in zip(axes[0], tuned):
         sns.scatterplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, ax=ax, alpha=0.7)
