@@ -88,8 +88,13 @@ def _tuning_figure(d: StudyData) -> plt.Figure | None:
            else part.get("axis.search"))   # grid vs random trials in their own colours
     fig, axes = plt.subplots(1, len(tuned), figsize=(6 * len(tuned), 4.5), squeeze=False)
     for ax, key in zip(axes[0], tuned):
-        sns.scatterplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, ax=ax, alpha=0.7)
+        if groups:   # one sweep per group: its tuning curve, mean over seeds
+            sns.lineplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, marker="o", errorbar=None, ax=ax)
+        else:
+            sns.scatterplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, ax=ax, alpha=0.7)
         ax.set(xscale="log", xlabel=key, ylabel="final val acc", title=f"{d.study}: final val acc vs {key}")
+        if ax.get_legend():
+            ax.get_legend().set_title(", ".join(c[len("config."):] for c in groups) or "search")
     fig.tight_layout()
     return fig
 
