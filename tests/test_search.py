@@ -191,3 +191,19 @@ def test_staged_studies_run_tiny_end_to_end_and_a_rerun_trains_nothing(name, tmp
     done = _summaries(tmp_path)
     assert run_all.main(args) == 0 and _summaries(tmp_path) == done
     assert json.loads((tmp_path / "studies" / f"{stage2['name']}.json").read_text()) == stage2
+
+
+def test_search_figures_draw_only_where_they_apply():
+    import matplotlib.pyplot as plt
+    from reports.figures import FIGURES, StudyData
+
+    runs = _best_of_runs([0.95, 0.96], [0.93, 0.96]).assign(study="s")
+    runs["config.optim.lr"] = [1e-3, 1e-2, 1e-1, 1e-3, 1e-1] * 2
+    history = pd.DataFrame(columns=["run_id", "epoch", "metric", "value"])
+    searched = StudyData("s", runs, history, {"mode": "grid_vs_random", "tuned": ["optim.lr"]})
+    plain = StudyData("s", runs, history, {"mode": "grid", "tuned": []})
+    for name in ("best_so_far", "tuning"):
+        fig = FIGURES.get(name)(searched)
+        assert isinstance(fig, plt.Figure) and fig.axes[0].has_data()
+        plt.close(fig)
+        assert FIGURES.get(name)(plain) is None
