@@ -5,7 +5,8 @@ than a grid, because only some hyperparameters matter (here the learning rate) a
 distinct values of each; sample scales log-uniformly; search coarse to fine, short runs first.
 Stage 1 (`search`): 16 trials as a 4 x 4 log grid and 16 log-uniform random draws over the same box,
 5 epochs each; runs whose loss exceeds 3x the initial stop as `diverged`.  Stage 2 (`search_fine`):
-8 random draws of full-length runs in a narrow box around stage 1's best (lr x/÷ 3, decay x/÷ 10).
+8 random draws of full-length runs in a narrow box around stage 1's best (lr within a factor of 3,
+weight decay within a factor of 10).
 The report warns when a best value sits at the edge of the range tried.
 Verdict: supported if, seed by seed, random's best final val accuracy is at least the grid's (paired
 95% interval at or above zero); contradicted if the grid's is higher with the interval below zero.
