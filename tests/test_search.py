@@ -55,7 +55,8 @@ def test_optimizers_stage2_takes_each_optimizers_best_mean_rate():
     stage2 = optimizers.best_rates(table)
     assert stage2.name == "optimizers_best" and stage2.verdict.than == ("optimizer=sgd",)
     chosen = {label: dict(b) for label, b in stage2.axes["optimizer"].items()}
-    assert chosen == {"sgd": {"optim.name": "sgd", "optim.lr": 0.1}, "adam": {"optim.name": "adam", "optim.lr": 0.01},
+    assert chosen == {"sgd": {"optim.name": "sgd", "optim.lr": 0.1},
+                      "adam": {"optim.name": "adam", "optim.lr": 0.01},
                       "momentum": {"optim.name": "momentum", "optim.lr": 0.01}}   # a tie goes to the smaller rate
     assert [t.variant for t in stage2.trials(1)] == ["optimizer=sgd", "optimizer=adam", "optimizer=momentum"]
 

@@ -3,9 +3,9 @@
 Claim (lecture 7): SGD is slow along shallow directions; momentum and Nesterov speed it up; adaptive
 methods (AdaGrad, RMSProp, Adam) need less tuning; Adam is a good default.
 Fair by construction: stage 1 (`optimizers`) gives every optimizer in the registry, L-BFGS (full
-batch) included, the same sweep: 6 log-spaced rates 1e-4..10, 5 epochs, 1 seed (whatever --seeds).  Stage 2 (`optimizers_best`)
-runs each at its best rate (mean final val accuracy over stage 1's seeds) for the full 20 epochs on
-every seed.  The report warns when an optimizer's best rate is at the edge of the sweep.
+batch) included, the same sweep: 6 log-spaced rates 1e-4..10, 5 epochs, 1 seed (whatever --seeds).
+Stage 2 (`optimizers_best`) runs each at its best rate (final val accuracy, mean over stage 1's
+seeds) for the full 20 epochs on every seed.  The report warns when an optimizer's best rate is at the edge of the sweep.
 Verdict (stage 2): supported if SGD+momentum has a smaller area under the val-loss curve than plain
 SGD, paired over seeds.
 Run:   python run_all.py --study optimizers    # 8 x 6 rates x 1 seed, then 8 x 3 seeds
