@@ -46,13 +46,10 @@ def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
     for study in studies:
         try:
             trials = study.trials(seeds)
+            if study.verdict:
+                study.verdict.check(trials)
         except ConfigError as e:
             raise ConfigError(f"study {study.name!r}: {e}") from None
-        names = list(dict.fromkeys(t.variant for t in trials))
-        for variant in (study.verdict.variants() if study.verdict else []):
-            if variant not in names:
-                raise ConfigError(f"study {study.name!r}: verdict names unknown variant {variant!r}; "
-                                  f"valid choices: {', '.join(names)}")
         for trial in trials:
             try:
                 cfg = resolve({**trial.overrides, **(overrides or {}), "seed": trial.seed})
@@ -65,10 +62,12 @@ def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
 
 def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], results_dir: str | Path) -> None:
     for study in studies:
-        members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": r.run_id}
-                   for r in runs for t in r.trials if t.study == study.name]
+        # In the study's own trial order (a run shared with an earlier study keeps that study's place).
+        pairs = sorted(((t, r.run_id) for r in runs for t in r.trials if t.study == study.name),
+                       key=lambda p: (p[0].order, p[0].seed))
+        members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": rid} for t, rid in pairs]
         write_json(Path(results_dir) / "studies" / f"{study.name}.json", {
             "name": study.name, "question": study.question.strip(), "claim": study.claim,
             "mode": study.mode, "axes": list(study.axes), "runs": members,
-            "verdict": study.verdict.to_dict() if study.verdict else None,
+            "verdict": study.verdict.to_dict() if study.verdict else None, "tuned": list(study.tuned),
         })

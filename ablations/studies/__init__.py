@@ -2,14 +2,14 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, lr_wd_search, optimizers
+from . import activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, optimizers, search
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
     initializers.STUDY,
     batchnorm_lr.STUDY,
     optimizers.STUDY,
-    lr_wd_search.STUDY,
+    search.STUDY,
     ensembles.STUDY,
     babysitting.STUDY,
     landscapes.STUDY,
