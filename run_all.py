@@ -19,6 +19,7 @@ from ablations import ledger
 from ablations.__main__ import parse_sets
 from ablations.executors import EXECUTORS, Job
 from ablations.grid import plan, write_manifests
+from ablations.presets import PRESETS
 from ablations.stages import next_stages
 from ablations.studies import STUDIES
 from ablations.study import EXPANSIONS
@@ -31,14 +32,15 @@ from reports.build import build
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
               "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
-              "executors": EXECUTORS, "wandb modes": MODES}
+              "executors": EXECUTORS, "wandb modes": MODES, "presets": PRESETS}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", action="append", default=[], help="a study to run (repeatable; default: all)")
-    p.add_argument("--dataset", help="dataset for every run (default: digits)")
-    p.add_argument("--seeds", type=int, help="seeds per variant (default: each study's own)")
+    p.add_argument("--preset", default="digits", help=f"study sizes for a dataset: {', '.join(PRESETS.names())}")
+    p.add_argument("--dataset", help="dataset for every run, over the preset's (default: the preset's)")
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: the preset's, else each study's own)")
     p.add_argument("--epochs", type=int, help="epochs for every run")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["trainer.max_epochs"] = args.epochs
         if args.devices is not None:
             overrides["trainer.devices"] = args.devices
-        runs = plan(studies, overrides, args.seeds)   # the whole grid validates before anything trains
+        preset = PRESETS.get(args.preset)
+        runs = plan(studies, overrides, args.seeds, preset)   # the whole grid validates before anything trains
         for data in {r.cfg.data.name: r.cfg.data for r in runs}.values():
             load_dataset(data.name, data.data_dir, data.download)   # missing data fails now, too
     except ConfigError as e:
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return code
         try:
             stages, waiting = next_stages(stages, runs, results)
-            runs = plan(stages, overrides, args.seeds) if stages else []   # each stage validates first
+            runs = plan(stages, overrides, args.seeds, preset) if stages else []   # each stage validates first
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
