@@ -19,6 +19,8 @@ from ablations import ledger
 from ablations.__main__ import parse_sets
 from ablations.executors import EXECUTORS, Job
 from ablations.grid import plan, write_manifests
+from ablations.presets import PRESETS
+from ablations.stages import next_stages
 from ablations.studies import STUDIES
 from ablations.study import EXPANSIONS
 from ablations.tracking import MODES, Tracking
@@ -32,15 +34,16 @@ from reports.build import build
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
               "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
-              "executors": EXECUTORS, "wandb modes": MODES}
+              "executors": EXECUTORS, "wandb modes": MODES, "presets": PRESETS}
 REGISTRIES.update({"transfer modes": TRANSFER_MODES, "transfer sources": SOURCES})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", action="append", default=[], help="a study to run (repeatable; default: all)")
-    p.add_argument("--dataset", help="dataset for every run (default: digits)")
-    p.add_argument("--seeds", type=int, help="seeds per variant (default: each study's own)")
+    p.add_argument("--preset", default="digits", help=f"study sizes for a dataset: {', '.join(PRESETS.names())}")
+    p.add_argument("--dataset", help="dataset for every run, over the preset's (default: the preset's)")
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: the preset's, else each study's own)")
     p.add_argument("--epochs", type=int, help="epochs for every run")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
@@ -61,7 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def listing() -> dict[str, Any]:
-    studies = {name: {"claim": s.claim, "mode": s.mode, "axes": list(s.axes), "trials": len(s.trials())}
+    studies = {name: {"claim": s.claim, "mode": s.mode, "axes": list(s.axes), "trials": len(s.trials()),
+                      "staged": s.then is not None}
                for name, s in ((n, STUDIES.get(n)) for n in STUDIES.names())}
     return {"studies": studies, **{k: r.names() for k, r in REGISTRIES.items()}}
 
@@ -109,26 +113,51 @@ def main(argv: list[str] | None = None) -> int:
             overrides["trainer.max_epochs"] = args.epochs
         if args.devices is not None:
             overrides["trainer.devices"] = args.devices
-        runs = plan(studies, overrides, args.seeds)   # the whole grid validates before anything trains
+        preset = PRESETS.get(args.preset)
+        runs = plan(studies, overrides, args.seeds, preset)   # the whole grid validates before anything trains
         for data in {r.cfg.data.name: r.cfg.data for r in runs}.values():
             load_dataset(data.name, data.data_dir, data.download)   # missing data fails now, too
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    write_manifests(studies, runs, results)
+    counts = {"failed": 0, "diverged": 0}
+    stages: list = studies
+    while stages:   # stage 1 of every study, then the stages derived from their finished runs
+        write_manifests(stages, runs, results)
+        code = run_stage(runs, args, results, tracking, counts)
+        if code is not None:
+            return code
+        try:
+            stages, waiting = next_stages(stages, runs, results)
+            runs = plan(stages, overrides, args.seeds, preset) if stages else []   # each stage validates first
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for note in waiting:
+            print(note, file=sys.stderr)
+    if args.dry_run:
+        return 0
+    report(results)
+    return 1 if counts["failed"] else 0
+
+
+def run_stage(runs: list, args: argparse.Namespace, results: Path, tracking: Tracking,
+              counts: dict[str, int]) -> int | None:
+    """Train the runs of one stage that the ledger does not have yet (with --dry-run: list them).
+    Returns an exit code when the command must stop, else None."""
     states = {r.run_id: ledger.state(results, r.run_id, args.max_attempts) for r in runs}
+    counts["failed"] += sum(s == "failed" for s in states.values())
     if args.dry_run:
         for r in runs:
             print(f"{states[r.run_id]:<8} {r.run_id}  {r.group}/{r.name} seed={r.cfg.seed}")
         print(f"{len(runs)} runs: " + ", ".join(f"{sum(s == k for s in states.values())} {k}"
                                                  for k in ("done", "pending", "retry", "failed")))
-        return 0
+        return None
 
     todo = [r for r in runs if states[r.run_id] in ("pending", "retry")]
     jobs = [Job(r.run_id, r.cfg, r.group, r.name, tuple(r.tags), str(results), tracking, args.max_attempts)
             for r in todo]
-    counts = {"failed": sum(s == "failed" for s in states.values()), "diverged": 0}
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc="grid", dynamic_ncols=True)
 
     def on_result(summary: dict[str, Any]) -> None:
@@ -143,13 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         EXECUTORS.get(args.executor)(jobs, on_result, workers=args.workers, address=args.address)
     except ConfigError as e:  # e.g. --executor ray without ray installed: nothing has trained
-        bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 2
-    bar.close()
-    report(results)
-    return 1 if counts["failed"] else 0
-
+    finally:
+        bar.close()
+    return None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 from lit_modules import ConfigError
 
 from .config import RunConfig
+from .presets import Preset
 from .runner import resolve, run_id
 from .storage import write_json
 from .study import Study, Trial
@@ -40,22 +41,28 @@ class PlannedRun:
 
 
 def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
-         seeds: int | None = None) -> list[PlannedRun]:
-    """Resolve every trial of every study (global overrides win); a bad one fails naming its study."""
+         seeds: int | None = None, preset: Preset | None = None) -> list[PlannedRun]:
+    """Resolve every trial of every study; a bad one fails naming its study.
+
+    Precedence, later wins: the preset's base, the study's own settings, the preset's settings for
+    that study, the global `overrides` (the user's --set).
+    """
     runs: dict[str, PlannedRun] = {}
+    preset = preset or Preset("none")
     for study in studies:
+        sized = dict(preset.per_study.get(study.name, {}))
         try:
-            trials = study.trials(seeds)
+            trials = study.trials(seeds if seeds is not None else preset.seeds)
+            if study.verdict:
+                study.verdict.check(trials)
+            varied = {k for t in trials for k in t.overrides if k not in study.base} & set(sized)
+            if varied:
+                raise ConfigError(f"the preset sets {', '.join(sorted(varied))}, which the study varies")
         except ConfigError as e:
             raise ConfigError(f"study {study.name!r}: {e}") from None
-        names = list(dict.fromkeys(t.variant for t in trials))
-        for variant in (study.verdict.variants() if study.verdict else []):
-            if variant not in names:
-                raise ConfigError(f"study {study.name!r}: verdict names unknown variant {variant!r}; "
-                                  f"valid choices: {', '.join(names)}")
         for trial in trials:
             try:
-                cfg = resolve({**trial.overrides, **(overrides or {}), "seed": trial.seed})
+                cfg = resolve({**preset.base, **trial.overrides, **sized, **(overrides or {}), "seed": trial.seed})
             except ConfigError as e:
                 raise ConfigError(f"study {study.name!r}, variant {trial.variant!r}: {e}") from None
             rid = run_id(cfg)
@@ -65,10 +72,12 @@ def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
 
 def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], results_dir: str | Path) -> None:
     for study in studies:
-        members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": r.run_id}
-                   for r in runs for t in r.trials if t.study == study.name]
+        # In the study's own trial order (a run shared with an earlier study keeps that study's place).
+        pairs = sorted(((t, r.run_id) for r in runs for t in r.trials if t.study == study.name),
+                       key=lambda p: (p[0].order, p[0].seed))
+        members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": rid} for t, rid in pairs]
         write_json(Path(results_dir) / "studies" / f"{study.name}.json", {
             "name": study.name, "question": study.question.strip(), "claim": study.claim,
             "mode": study.mode, "axes": list(study.axes), "runs": members,
-            "verdict": study.verdict.to_dict() if study.verdict else None,
+            "verdict": study.verdict.to_dict() if study.verdict else None, "tuned": list(study.tuned),
         })

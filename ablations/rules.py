@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .study import check_variants
+
 OPS = ("<", "<=", ">", ">=", "==")
 
 
@@ -29,6 +31,9 @@ class Holds:
     def variants(self) -> list[str]:
         return [self.variant]
 
+    def check(self, trials) -> None:
+        check_variants(self.variants(), trials)
+
 
 @dataclass(frozen=True)
 class LrRange:
@@ -44,6 +49,9 @@ class LrRange:
     def variants(self) -> list[str]:
         return [self.variant]
 
+    def check(self, trials) -> None:
+        check_variants(self.variants(), trials)
+
 
 @dataclass(frozen=True)
 class AllOf:
@@ -55,3 +63,7 @@ class AllOf:
 
     def variants(self) -> list[str]:
         return [v for r in self.rules for v in r.variants()]
+
+    def check(self, trials) -> None:
+        for rule in self.rules:
+            rule.check(trials)

@@ -6,6 +6,9 @@ Axis values come in three forms:
     {"optimizer": {"adam": Bundle({"optim.name": "adam", "optim.lr": 1e-3})}}   # labels -> several keys
 and, for random search, distributions: {"optim.lr": LogUniform(1e-4, 1.0)}.
 How axes combine is the study's `mode`, an entry of the EXPANSIONS registry.
+
+A study may run in stages: `then` maps the finished runs of this stage (ablations.stages.stage_table)
+to the next stage's Study, e.g. a narrower search around the best value found so far.
 """
 from __future__ import annotations
 
@@ -31,6 +34,11 @@ class LogUniform:
     def sample(self, rng: random.Random) -> float:
         return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
 
+    def grid(self, n: int) -> list[float]:
+        """n log-spaced points, both ends included."""
+        step = (math.log(self.high) - math.log(self.low)) / (n - 1)
+        return [math.exp(math.log(self.low) + i * step) for i in range(n)]
+
 
 @dataclass(frozen=True)
 class Uniform:
@@ -39,6 +47,9 @@ class Uniform:
 
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.low, self.high)
+
+    def grid(self, n: int) -> list[float]:
+        return [self.low + i * (self.high - self.low) / (n - 1) for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,40 @@ class Better:
     def variants(self) -> list[str]:
         return [self.variant, *self.than]
 
+    def check(self, trials: Sequence["Trial"]) -> None:
+        check_variants(self.variants(), trials)
+
+
+def check_variants(variants: Sequence[str], trials: Sequence["Trial"]) -> None:
+    """A verdict rule may only name variants the study has (checked when the grid is planned)."""
+    names = list(dict.fromkeys(t.variant for t in trials))
+    for variant in variants:
+        if variant not in names:
+            raise ConfigError(f"verdict names unknown variant {variant!r}; valid choices: {', '.join(names)}")
+
+
+@dataclass(frozen=True)
+class BestOf:
+    """Verdict rule: per seed, the best `metric` over the trials whose `axis` is `group` is at least the
+    best over those whose `axis` is `than` (random vs grid search with the same budget).  Evaluated by
+    reports.verdicts: supported when the paired 95% interval of that difference lies at or above zero."""
+    axis: str
+    group: str
+    than: str
+    metric: str = "final_val_acc"
+    higher_is_better: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "best_of", "axis": self.axis, "group": self.group, "than": self.than,
+                "metric": self.metric, "higher_is_better": self.higher_is_better}
+
+    def check(self, trials: Sequence["Trial"]) -> None:
+        labels = sorted({t.axes[self.axis] for t in trials if self.axis in t.axes})
+        for label in (self.group, self.than):
+            if label not in labels:
+                raise ConfigError(f"verdict names unknown {self.axis!r} value {label!r}; "
+                                  f"valid choices: {', '.join(labels) or '(no such axis)'}")
+
 
 @dataclass(frozen=True)
 class EnsembleGain:
@@ -81,6 +126,9 @@ class EnsembleGain:
     def variants(self) -> list[str]:
         return [self.variant]
 
+    def check(self, trials: Sequence["Trial"]) -> None:
+        check_variants(self.variants(), trials)
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -90,6 +138,7 @@ class Trial:
     axes: Mapping[str, str]
     overrides: Mapping[str, Any]
     seed: int
+    order: int = 0        # the variant's position in the study (trial order for best-so-far curves)
 
 
 @dataclass(frozen=True)
@@ -100,17 +149,20 @@ class Study:
     base: Mapping[str, Any] = field(default_factory=dict)   # overrides shared by every run of the study
     mode: str = "one_at_a_time"                             # EXPANSIONS registry
     seeds: int = 3
-    samples: int = 0                                        # trials drawn in mode "random"
+    fixed_seeds: bool = False       # the seed count is part of the design (a search budget): --seeds leaves it
+    samples: int = 0                                        # trials in modes "random", "grid_vs_random"
     question: str = ""                                      # the study file's docstring
-    verdict: Any = None   # the rule that turns runs into a verdict: Better, or one of ablations.rules
+    verdict: Any = None   # Better, BestOf, EnsembleGain or ablations.rules: the rule that turns runs into a verdict
+    tuned: tuple[str, ...] = ()     # keys being tuned: the report warns when the best sits at a range edge
+    then: Callable[[Any], "Study"] | None = None            # this stage's runs table -> the next stage
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""
         expand = EXPANSIONS.get(self.mode)
         out = []
-        for variant, labels, overrides in expand(self):
-            for seed in range(self.seeds if seeds is None else seeds):
-                out.append(Trial(self.name, variant, labels, {**self.base, **overrides}, seed))
+        for order, (variant, labels, overrides) in enumerate(expand(self)):
+            for seed in range(self.seeds if seeds is None or self.fixed_seeds else seeds):
+                out.append(Trial(self.name, variant, labels, {**self.base, **overrides}, seed, order))
         return out
 
 
@@ -168,7 +220,7 @@ def random_search(study: Study):
     """`samples` draws from the axes' distributions (Bergstra & Bengio), seeded by the study name."""
     if study.samples < 1:
         raise ConfigError(f"study {study.name!r}: mode 'random' needs samples >= 1, got {study.samples}")
-    rng = random.Random(int(hashlib.sha256(study.name.encode()).hexdigest()[:8], 16))
+    rng = _rng(study.name)
     variants = []
     for _ in range(study.samples):
         drawn = {axis: (dist.sample(rng) if hasattr(dist, "sample") else rng.choice(list(dist)))
@@ -176,4 +228,37 @@ def random_search(study: Study):
         labels = {axis: _label(v) for axis, v in drawn.items()}
         name = ",".join(f"{_short(axis)}={label}" for axis, label in labels.items())
         variants.append((name, labels, drawn))
+    return variants
+
+
+def _rng(name: str) -> random.Random:
+    return random.Random(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+
+
+@EXPANSIONS.register("grid_vs_random")
+def grid_vs_random(study: Study):
+    """The same budget spent two ways over the same ranges (Bergstra & Bengio): a full grid of
+    samples ** (1 / axes) points per axis (log-spaced for LogUniform, ends included), and `samples`
+    random draws.  Axis "search" labels each trial "grid" or "random"."""
+    n = len(study.axes)
+    points = round(study.samples ** (1 / n)) if n else 0
+    if n == 0 or points < 2 or points ** n != study.samples:
+        raise ConfigError(f"study {study.name!r}: mode 'grid_vs_random' needs samples = points ** axes with "
+                          f"points >= 2 (e.g. 16 for 2 axes), got samples={study.samples} for {n} axes")
+    for axis, dist in study.axes.items():
+        if not (hasattr(dist, "grid") and hasattr(dist, "sample")):
+            raise ConfigError(f"axis {axis!r}: mode 'grid_vs_random' needs LogUniform or Uniform, got {dist!r}")
+    rng = _rng(study.name)
+    grid_points = [dict(zip(study.axes, combo))
+                   for combo in itertools.product(*(d.grid(points) for d in study.axes.values()))]
+    # Visit the grid in a random order: a row-major sweep would make its best-so-far curve depend
+    # on which axis happens to come first.
+    rng.shuffle(grid_points)
+    draws = [{axis: dist.sample(rng) for axis, dist in study.axes.items()} for _ in range(study.samples)]
+    variants = []
+    for kind, chosen in (("grid", grid_points), ("random", draws)):
+        for values in chosen:
+            labels = {axis: _label(v) for axis, v in values.items()}
+            name = f"{kind}:" + ",".join(f"{_short(axis)}={label}" for axis, label in labels.items())
+            variants.append((name, {"search": kind, **labels}, values))
     return variants

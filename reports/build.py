@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import babysitting_figures, ensembles, transfer_figures
 from .figures import FIGURES, StudyData
+from .search import edge_warnings  # also registers the search figures
 from .stats import bootstrap_ci, paired_difference
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
@@ -74,6 +75,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         stats = study_stats(runs, study)
         stats.to_csv(out / f"{study}_stats.csv", index=False)
         manifest = _manifest(results, study)
+        manifest["warnings"] = edge_warnings(part, manifest.get("tuned", []))
         data = StudyData(study, runs, history, manifest, results)
         images = []
         for name in FIGURES.names():
@@ -99,11 +101,12 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
             f"<h1>cs231n-ablations report</h1><p>{html.escape(md[2])}</p>"]
     for study, stats, images, manifest, (verdict, why), extra in sections:
         head = [f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
-                f"**Verdict: {verdict}.** {why}", ""]
+                f"**Verdict: {verdict}.** {why}", ""] + [f"**Warning:** {w}\n" for w in manifest["warnings"]]
         md += head
         page += [f"<h2>{html.escape(study)}</h2>", f"<pre>{html.escape(manifest.get('question', ''))}</pre>",
                  f"<p><b>Claim:</b> {html.escape(manifest.get('claim', ''))}</p>",
                  f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(why)}</p>"]
+        page += [f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in manifest["warnings"]]
         md += ["", stats.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else
                stats.to_string(index=False), ""] + [f"![{img}]({img})" for img in images] + [""]
         page += [stats.to_html(index=False, float_format="%.4f")]

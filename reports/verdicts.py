@@ -55,6 +55,36 @@ def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     return verdict, "; ".join(lines)
 
 
+@RULES.register("best_of")
+def best_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """Per seed, the best metric among the `group` trials against the best among the `than` trials
+    (same budget): supported when the paired interval lies at or above zero (ties count for the claim
+    "at least as good"), contradicted when it lies below zero."""
+    metric, sign, column = rule["metric"], 1.0 if rule["higher_is_better"] else -1.0, f"axis.{rule['axis']}"
+    best = {}
+    for label in (rule["group"], rule["than"]):
+        part = runs[runs[column] == label] if column in runs else runs.iloc[:0]
+        if part.empty:
+            return "inconclusive at this scale", f"no runs of {rule['axis']}={label}"
+        # A diverged run has no metric: it never is the best of its search.
+        best[label] = (sign * part[metric]).fillna(-math.inf).groupby(part.seed).max().to_dict()
+    mine, theirs = best[rule["group"]], best[rule["than"]]
+    diffs = {s: mine[s] - theirs[s] for s in set(mine) & set(theirs)}
+    diffs = {s: (d if math.isfinite(d) else (math.copysign(1.0, d) if not math.isnan(d) else 0.0))
+             for s, d in diffs.items()}
+    interval = paired_difference(diffs, {s: 0.0 for s in diffs})
+    if interval.n > 1 and interval.low >= 0:
+        verdict = "supported"
+    elif interval.excludes_zero() and interval.high < 0:
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive at this scale"
+    seeds = sorted(diffs)
+    shown = ", ".join(f"{sign * mine[s]:.4f} vs {sign * theirs[s]:.4f}" for s in seeds)
+    return verdict, (f"best {metric} per seed, {rule['group']} vs {rule['than']}: {shown}; advantage "
+                     f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
+
+
 def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 

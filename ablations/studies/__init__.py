@@ -2,15 +2,15 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import (activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, lr_wd_search,
-               optimizers, transfer)
+from . import (activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, optimizers, search,
+               transfer)
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
     initializers.STUDY,
     batchnorm_lr.STUDY,
     optimizers.STUDY,
-    lr_wd_search.STUDY,
+    search.STUDY,
     ensembles.STUDY,
     babysitting.STUDY,
     landscapes.STUDY,

@@ -1,0 +1,103 @@
+"""Hyperparameter search in the report: best-so-far curves, tuning curves, edge-of-range warnings.
+
+Reads only the tidy runs table and the study manifest: the manifest's `mode` says whether the study
+compares grid and random search, and `tuned` lists the config keys being tuned.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .figures import FIGURES, StudyData
+
+
+def best_so_far(values: Sequence[float]) -> list[float]:
+    """Running maximum in trial order; a missing value (a diverged run) never raises it, and the curve
+    is NaN until the first finite value."""
+    out, best = [], -math.inf
+    for v in values:
+        if v is not None and not math.isnan(v):
+            best = max(best, v)
+        out.append(best if math.isfinite(best) else math.nan)
+    return out
+
+
+def _groups(part: pd.DataFrame, tuned: Sequence[str]) -> list[str]:
+    """Config columns that vary within the study besides the tuned keys and the seed (e.g. the optimizer
+    in a per-optimizer learning-rate sweep): each combination is searched separately."""
+    skip = {f"config.{k}" for k in tuned} | {"config.seed"}
+    cols = [c for c in part.columns if c.startswith("config.") and c not in skip]
+    return [c for c in cols if part[c].astype(str).nunique() > 1]
+
+
+def edge_warnings(runs: pd.DataFrame, tuned: Sequence[str], metric: str = "final_val_acc") -> list[str]:
+    """A warning per tuned key whose best value (mean metric over seeds; diverged runs count as worst)
+    is the smallest or largest value tried: the optimum may lie outside the searched range."""
+    keys = [k for k in tuned if f"config.{k}" in runs]
+    if runs.empty or not keys:
+        return []
+    cols = [f"config.{k}" for k in keys]
+    groups = _groups(runs, keys)
+    warnings = []
+    for group, part in (runs.groupby([runs[c].astype(str) for c in groups], sort=False) if groups
+                        else [((), runs)]):
+        score = part.assign(_score=part[metric].fillna(-math.inf)).groupby(cols, sort=False)._score.mean()
+        best = dict(zip(keys, score.idxmax() if len(keys) > 1 else (score.idxmax(),)))
+        where = ", ".join(f"{c[len('config.'):]}={v}" for c, v in zip(groups, np.atleast_1d(group)))
+        for key, col in zip(keys, cols):
+            tried = part[col].astype(float)
+            if tried.nunique() < 2:
+                continue
+            low, high = tried.min(), tried.max()
+            side = "smallest" if best[key] == low else "largest" if best[key] == high else None
+            if side:
+                warnings.append(f"{where + ': ' if where else ''}best {key}={best[key]:.3g} is the {side} value "
+                                f"tried (range {low:.3g} to {high:.3g}); the optimum may lie outside: widen it.")
+    return warnings
+
+
+def _best_so_far_figure(d: StudyData) -> plt.Figure | None:
+    """Best val accuracy so far against the number of trials, grid vs random (mean and CI over seeds)."""
+    part = d.members
+    if d.manifest.get("mode") != "grid_vs_random" or "axis.search" not in part or part.empty:
+        return None
+    rows = []
+    for (kind, seed), g in part.groupby(["axis.search", "seed"], sort=False):   # manifest = trial order
+        for i, best in enumerate(best_so_far(g.final_val_acc.tolist()), start=1):
+            rows.append({"search": kind, "seed": seed, "trials": i, "best val acc": best})
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.lineplot(pd.DataFrame(rows), x="trials", y="best val acc", hue="search", errorbar=("ci", 95),
+                 marker="o", ax=ax)
+    ax.set(title=f"{d.study}: best val accuracy so far (same budget)", xlabel="trials run")
+    fig.tight_layout()
+    return fig
+
+
+def _tuning_figure(d: StudyData) -> plt.Figure | None:
+    """Final val accuracy against each tuned key (log scale), one colour per searched group."""
+    part, tuned = d.members, [k for k in d.manifest.get("tuned", []) if f"config.{k}" in d.members]
+    if not tuned or part.empty:
+        return None
+    groups = _groups(part, tuned)
+    hue = (part[groups].astype(str).agg(",".join, axis=1) if groups
+           else part.get("axis.search"))   # grid vs random trials in their own colours
+    fig, axes = plt.subplots(1, len(tuned), figsize=(6 * len(tuned), 4.5), squeeze=False)
+    for ax, key in zip(axes[0], tuned):
+        if groups:   # one sweep per group: its tuning curve, mean over seeds
+            sns.lineplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, marker="o", errorbar=None, ax=ax)
+        else:
+            sns.scatterplot(x=part[f"config.{key}"], y=part.final_val_acc, hue=hue, ax=ax, alpha=0.7)
+        ax.set(xscale="log", xlabel=key, ylabel="final val acc", title=f"{d.study}: final val acc vs {key}")
+        if ax.get_legend():
+            ax.get_legend().set_title(", ".join(c[len("config."):] for c in groups) or "search")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES.add("best_so_far", _best_so_far_figure)
+FIGURES.add("tuning", _tuning_figure)
