@@ -22,8 +22,9 @@ from ablations.grid import plan, write_manifests
 from ablations.studies import STUDIES
 from ablations.study import EXPANSIONS
 from ablations.tracking import MODES, Tracking
-from datamodules import AUGMENTATIONS, DATASETS, PREPROCESSORS, load_dataset
+from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_dataset
 from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
+from lit_modules import POOLS
 from reports import runs_table, study_summary
 from reports.build import build
 
@@ -31,6 +32,7 @@ REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentatio
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
               "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
               "executors": EXECUTORS, "wandb modes": MODES}
+REGISTRIES.update({"pools": POOLS, "mixes": MIXES})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -134,6 +134,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         status = "diverged" if module.diverged else "completed"
         if status == "completed":
             trainer.test(module, datamodule=datamodule, verbose=False)
+            summary["clean_train_acc"] = module.accuracy(datamodule.clean_train(), datamodule.y_train)
         summary["status"] = status
     except ConfigError:
         raise

@@ -6,10 +6,12 @@ from .module import ImageClassifier
 from .networks import NETWORKS, NORM_PLACEMENTS, build_network
 from .optim import OPTIMIZERS, SCHEDULES, OptimSpec, build_optimizer, build_schedule
 from .registry import ConfigError, Registry
+from .regularizers import POOLS, build_pool
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "NETWORKS", "NORMS", "NORM_PLACEMENTS", "OPTIMIZERS", "SCHEDULES",
     "ConfigError", "ImageClassifier", "ModelConfig", "OptimConfig", "OptimSpec", "Registry",
     "ScheduleConfig", "build_activation", "build_network", "build_norm", "build_optimizer",
     "build_schedule", "config_hash", "flat_dict", "init_layer", "leaf_keys", "override", "to_dict",
+    "POOLS", "build_pool",
 ]

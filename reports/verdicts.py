@@ -64,8 +64,8 @@ def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame) -> tuple[str, str]
 
 
 def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per run: area under the val-loss curve, and epochs and seconds to 90/95/99% of its study's best
-    val accuracy (NaN when never reached)."""
+    """Per run: area under the val-loss curve, epochs and seconds to 90/95/99% of its study's best
+    val accuracy (NaN when never reached), and the train-val gap `gap`."""
     wide = history.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
     per_run = {rid: g.sort_values("epoch") for rid, g in wide.groupby("run_id")}
     best = runs.groupby("study").best_val_acc.max()
@@ -82,6 +82,12 @@ def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             epochs.append(time_to_threshold(e, curve["val/acc"], target) if ok else math.nan)
             seconds.append(time_to_threshold(curve["time_s"], curve["val/acc"], target) if ok else math.nan)
     out["val_loss_auc"] = auc
+    # The generalization gap of the final model: accuracy on the clean training set (eval mode, no
+    # augmentation or mixing) minus final val accuracy; runs stored without it fall back to the
+    # training-mode accuracy, which regularizers that add noise in training push down.
+    nan = pd.Series(math.nan, index=out.index)
+    train = out.get("clean_train_acc", nan).fillna(out.get("train_acc", nan))
+    out["gap"] = train - out.get("final_val_acc", nan)
     for f, (epochs, seconds) in reach.items():
         out[f"epochs_to_{f}"], out[f"seconds_to_{f}"] = epochs, seconds
     return out
