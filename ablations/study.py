@@ -67,6 +67,27 @@ class Better:
 
 
 @dataclass(frozen=True)
+class Interaction:
+    """Verdict rule: going from `control` to `variant` gains more on `metric` than going from
+    `other_control` to `other_variant` ("decay helps SGD more than Adam").  Per seed the difference of
+    the two differences; supported when its 95% bootstrap interval lies above zero."""
+    variant: str
+    control: str
+    other_variant: str
+    other_control: str
+    metric: str = "final_val_acc"
+    higher_is_better: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "interaction", "variant": self.variant, "control": self.control,
+                "other_variant": self.other_variant, "other_control": self.other_control, "metric": self.metric,
+                "higher_is_better": self.higher_is_better}
+
+    def variants(self) -> list[str]:
+        return [self.variant, self.control, self.other_variant, self.other_control]
+
+
+@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -86,7 +107,7 @@ class Study:
     seeds: int = 3
     samples: int = 0                                        # trials drawn in mode "random"
     question: str = ""                                      # the study file's docstring
-    verdict: Better | None = None                           # the rule that turns runs into a verdict
+    verdict: Better | Interaction | None = None             # the rule that turns runs into a verdict
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -53,6 +53,32 @@ def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     return verdict, "; ".join(lines)
 
 
+@RULES.register("interaction")
+def interaction(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """(variant - control) - (other_variant - other_control) per seed; seeds where any of the four runs
+    has no metric (diverged) are left out and counted."""
+    names = [rule[k] for k in ("variant", "control", "other_variant", "other_control")]
+    values = {v: dict(zip(part.seed, part[rule["metric"]])) for v, part in runs.groupby("variant")}
+    missing = [n for n in names if n not in values]
+    if missing:
+        return "inconclusive at this scale", f"no runs of {', '.join(missing)}"
+    a, b, c, d = (values[n] for n in names)
+    seeds = set(a) & set(b) & set(c) & set(d)
+    usable = [s for s in seeds if not any(_nan(v[s]) for v in (a, b, c, d))]
+    sign = 1.0 if rule["higher_is_better"] else -1.0
+    diffs = {s: sign * ((a[s] - b[s]) - (c[s] - d[s])) for s in usable}
+    interval = paired_difference(diffs, {s: 0.0 for s in diffs})
+    if interval.excludes_zero():
+        verdict = "supported" if interval.low > 0 else "contradicted"
+    else:
+        verdict = "inconclusive at this scale"
+    line = (f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]}): {rule['metric']} advantage "
+            f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
+    if len(usable) < len(seeds):
+        line += f" ({len(seeds) - len(usable)} seeds left out: a run without the metric)"
+    return verdict, line
+
+
 def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 

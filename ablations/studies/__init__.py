@@ -3,6 +3,7 @@ from lit_modules import Registry
 
 from ..study import Study
 from . import activations, batchnorm_lr, initializers, lr_wd_search, optimizers
+from . import augmentation, batchnorm, preprocessing, regularization, schedules
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -10,4 +11,5 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     batchnorm_lr.STUDY,
     optimizers.STUDY,
     lr_wd_search.STUDY,
+    regularization.STUDY, preprocessing.STUDY, augmentation.STUDY, batchnorm.STUDY, schedules.STUDY,
 ]})
