@@ -25,9 +25,9 @@ from ablations.studies import STUDIES
 from ablations.study import EXPANSIONS
 from ablations.tracking import MODES, Tracking
 from ablations.transfer import SOURCES
-from datamodules import AUGMENTATIONS, DATASETS, PREPROCESSORS, load_dataset
+from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_dataset
 from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
-from lit_modules import TRANSFER_MODES
+from lit_modules import POOLS, TRANSFER_MODES
 from reports import runs_table, study_summary
 from reports.build import build
 
@@ -35,7 +35,7 @@ REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentatio
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
               "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
               "executors": EXECUTORS, "wandb modes": MODES, "presets": PRESETS}
-REGISTRIES.update({"transfer modes": TRANSFER_MODES, "transfer sources": SOURCES})
+REGISTRIES.update({"transfer modes": TRANSFER_MODES, "transfer sources": SOURCES, "pools": POOLS, "mixes": MIXES})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

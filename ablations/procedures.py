@@ -68,6 +68,9 @@ def fit(ctx: Context) -> str:
     if ctx.module.diverged:
         return "diverged"
     ctx.trainer.test(ctx.module, datamodule=ctx.datamodule, verbose=False)
+    # Accuracy of the final weights in eval mode on the un-augmented training set: the honest side of
+    # the train-val gap (train/acc in training mode is lowered by dropout, mixup and augmentation).
+    ctx.summary["clean_train_acc"] = ctx.module.accuracy(ctx.datamodule.clean_train(), ctx.datamodule.y_train)
     if ctx.writer:  # class probabilities for ensembles (ablations/predictions.py), before the summary
         save_predictions(ctx.run_dir / "predictions.npz", ctx.module, ctx.datamodule, ctx.technique)
     last = ctx.module.history[-1] if ctx.module.history else {}

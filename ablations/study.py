@@ -131,6 +131,30 @@ class EnsembleGain:
 
 
 @dataclass(frozen=True)
+class Interaction:
+    """Verdict rule: going from `control` to `variant` gains more on `metric` than going from
+    `other_control` to `other_variant` ("decay helps SGD more than Adam").  Per seed the difference of
+    the two differences; supported when its 95% bootstrap interval lies above zero."""
+    variant: str
+    control: str
+    other_variant: str
+    other_control: str
+    metric: str = "final_val_acc"
+    higher_is_better: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "interaction", "variant": self.variant, "control": self.control,
+                "other_variant": self.other_variant, "other_control": self.other_control, "metric": self.metric,
+                "higher_is_better": self.higher_is_better}
+
+    def variants(self) -> list[str]:
+        return [self.variant, self.control, self.other_variant, self.other_control]
+
+    def check(self, trials: Sequence["Trial"]) -> None:
+        check_variants(self.variants(), trials)
+
+
+@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -152,7 +176,7 @@ class Study:
     fixed_seeds: bool = False       # the seed count is part of the design (a search budget): --seeds leaves it
     samples: int = 0                                        # trials in modes "random", "grid_vs_random"
     question: str = ""                                      # the study file's docstring
-    verdict: Any = None   # Better, BestOf, EnsembleGain or ablations.rules: the rule that turns runs into a verdict
+    verdict: Any = None   # Better, BestOf, EnsembleGain, Interaction or ablations.rules: the rule that turns runs into a verdict
     tuned: tuple[str, ...] = ()     # keys being tuned: the report warns when the best sits at a range edge
     then: Callable[[Any], "Study"] | None = None            # this stage's runs table -> the next stage
 

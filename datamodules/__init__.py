@@ -5,10 +5,11 @@ from .config import DataConfig
 from .datamodule import ImageDataModule
 from .datasets import DATASETS, DataUnavailableError, DatasetSpec, load_dataset
 from .loader import StepGroup, StepGroups, TensorLoader
+from .mix import MIXES, build_mix
 from .preprocess import PREPROCESSORS, build_preprocessor
 
 __all__ = [
     "DataConfig", "ImageDataModule", "DATASETS", "DatasetSpec", "load_dataset", "DataUnavailableError",
     "PREPROCESSORS", "build_preprocessor", "AUGMENTATIONS", "build_augmentation", "StepGroup", "StepGroups",
-    "TensorLoader",
+    "TensorLoader", "MIXES", "build_mix",
 ]

@@ -13,6 +13,7 @@ from lit_modules.registry import ConfigError
 
 from .augment import AUGMENTATIONS
 from .datasets import DATASETS
+from .mix import MIXES
 from .preprocess import PREPROCESSORS
 
 
@@ -33,6 +34,7 @@ class DataConfig:
     split_seed: int = 0                   # fixed: val split and subset identical across runs/seeds
     preprocess: str = "standardize"       # PREPROCESSORS registry
     augment: str = "none"                 # AUGMENTATIONS names joined with "+", e.g. "flip+crop"
+    mix: str = "none"                     # MIXES registry: mixup / cutmix of training batches (soft targets)
     # Mini-batches handed to one training_step call: amortizes Lightning's per-batch loop (~0.25 ms)
     # over several optimizer steps.  The steps and their order are the same, so results are too.
     steps_per_call: int = field(default=8, metadata={"hash": False})
@@ -43,6 +45,7 @@ class DataConfig:
         check_choice("preprocess", self.preprocess, PREPROCESSORS)
         for part in self.augment.split("+"):
             check_choice("augment", part.strip(), AUGMENTATIONS)
+        check_choice("mix", self.mix, MIXES)
         check_range("batch_size", self.batch_size, low=1)
         check_range("eval_batch_size", self.eval_batch_size, low=1)
         check_range("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)

@@ -16,6 +16,7 @@ from .augment import build_augmentation
 from .config import DataConfig
 from .datasets import DATASETS, DatasetSpec, load_dataset
 from .loader import StepGroups, TensorLoader
+from .mix import build_mix
 from .preprocess import Preprocessor, build_preprocessor
 
 
@@ -108,6 +109,11 @@ class ImageDataModule(L.LightningDataModule):
         """The preprocessed inputs of 'train', 'val' or 'test' (None for train under augmentation)."""
         return self._ready[split]
 
+    def clean_train(self) -> torch.Tensor:
+        """The preprocessed training inputs without augmentation or mixing (for the clean train accuracy)."""
+        ready = self.ready("train")
+        return self.preprocessor(self.x_train) if ready is None else ready
+
     def train_dataloader(self) -> StepGroups:
         """Training batches come in groups of `steps_per_call` (a StepGroup of (x, y) pairs per call)."""
         trainer = self.trainer
@@ -119,7 +125,8 @@ class ImageDataModule(L.LightningDataModule):
         loader = TensorLoader(self.x_train if ready is None else ready, self.y_train, batch_size,
                               shuffle=not overfit, seed=self.seed, rank=rank, world_size=world,
                               preprocess=self.preprocessor if ready is None else None,
-                              augment=self.augment if ready is None else None)
+                              augment=self.augment if ready is None else None,
+                              mix=build_mix(self.cfg.mix, self.num_classes))
         return StepGroups(loader, self.cfg.steps_per_call)
 
     def _eval_loader(self, split: str, y: torch.Tensor) -> TensorLoader:

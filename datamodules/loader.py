@@ -32,7 +32,8 @@ class TensorLoader:
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool, seed: int,
                  preprocess: Callable[[Tensor], Tensor] | None = None,
                  augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                 mix: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if batch_size < 1:
@@ -45,6 +46,7 @@ class TensorLoader:
         # An identity augmentation (or none) costs nothing: skip the call and the generator.
         self.augment = None if augment is None or getattr(augment, "is_identity", False) else augment
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.mix = mix   # batch mixing (datamodules/mix.py): after preprocessing, yields soft targets
         self._order_gen = torch.Generator().manual_seed(seed)
         self._augment_gen: torch.Generator | None = None   # created on x's device at first use
 
@@ -71,12 +73,14 @@ class TensorLoader:
         return self._augment_gen
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        """The (augmented, preprocessed) batch at `index`, gathered now."""
+        """The (augmented, preprocessed, mixed) batch at `index`, gathered now."""
         xb, yb = self.x[index], self.y[index]
         if self.augment is not None:
             xb = self.augment(xb, self._generator())
         if self.preprocess is not None:
             xb = self.preprocess(xb)
+        if self.mix is not None:
+            xb, yb = self.mix(xb, yb)
         return xb, yb
 
     def batch_indices(self) -> list[Tensor]:

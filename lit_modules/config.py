@@ -5,10 +5,11 @@ import inspect
 from dataclasses import dataclass
 
 from .config_tools import check_choice, check_range, validate_fields
+from .registry import ConfigError
 from .layers import ACTIVATIONS, INITIALIZERS, NORMS
 from .networks import NETWORKS, NORM_PLACEMENTS
 from .optim import OPTIMIZERS, SCHEDULES
-from .registry import ConfigError
+from .regularizers import POOLS
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ModelConfig:
     norm: str = "none"
     norm_position: str = "before"         # normalize before or after the nonlinearity
     dropout: float = 0.0                  # inverted dropout after hidden nonlinearities
+    drop_connect: float = 0.0             # DropConnect probability on every hidden Linear/Conv weight
+    stochastic_depth: float = 0.0         # resnet: drop rate of the last block, linear in depth from 0
+    pool: str | None = None               # stage downsampling (POOLS); None: max-pool (convnet), stride (resnet)
     # The classifier's weights are scaled down after init so the initial loss is ~ln(C), the
     # lecture's sanity check (a confident random classifier starts far above it).
     head_init_scale: float = 0.1
@@ -42,6 +46,18 @@ class ModelConfig:
             check_range("channels", c, 1)
         check_range("blocks_per_stage", self.blocks_per_stage, 1)
         check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_range("drop_connect", self.drop_connect, 0.0, 1.0, high_open=True)
+        check_range("stochastic_depth", self.stochastic_depth, 0.0, 1.0, high_open=True)
+        if self.pool is not None:
+            check_choice("pool", self.pool, POOLS)
+        # Options only some networks implement say so on the network entry (`options`), so asking an
+        # mlp for stochastic depth fails here instead of being silently ignored.
+        supported = getattr(NETWORKS.get(self.network), "options", frozenset())
+        for key, on in (("stochastic_depth", self.stochastic_depth > 0), ("pool", self.pool is not None)):
+            if on and key not in supported:
+                able = [n for n in NETWORKS.names() if key in getattr(NETWORKS.get(n), "options", ())]
+                raise ConfigError(f"{key}: network {self.network!r} has no {key} option; "
+                                  f"networks that have it: {', '.join(able)}")
         check_range("head_init_scale", self.head_init_scale, 0.0)
 
 
@@ -50,6 +66,7 @@ class OptimConfig:
     name: str = "momentum"
     lr: float = 0.05
     weight_decay: float = 5e-4            # L2 on weights only (not biases or norm parameters)
+    l1: float = 0.0                       # L1 penalty l1 * sum|w| added to the loss, same weights as L2
     momentum: float = 0.9                 # for the optimizers that take it
 
     def __post_init__(self):
@@ -57,6 +74,7 @@ class OptimConfig:
         check_choice("name", self.name, OPTIMIZERS)
         check_range("lr", self.lr, 0.0, low_open=True)
         check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("l1", self.l1, 0.0)
         check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .config import ModelConfig, OptimConfig, ScheduleConfig
 from .networks import build_network
 from .optim import OPTIMIZERS, build_optimizer, build_schedule, decay_split
+from .regularizers import l1_penalty
 
 
 class _Mean:
@@ -37,7 +38,10 @@ class _Mean:
             return {}
         sizes = torch.tensor([len(y) for y in self.labels], dtype=torch.float64)
         loss = float((torch.stack(self.losses).double().cpu() * sizes).sum() / sizes.sum())
-        correct = sum(int((z.argmax(1) == y).sum()) for z, y in zip(self.logits, self.labels))
+        # Mixed batches (mixup, cutmix) carry soft targets: a prediction is right if it names the
+        # dominant class.  Resolved here, once per epoch, so hard-label steps pay nothing for it.
+        correct = sum(int((z.argmax(1) == (y.argmax(1) if y.dim() > 1 else y)).sum())
+                      for z, y in zip(self.logits, self.labels))
         return {f"{prefix}/loss": loss, f"{prefix}/acc": correct / float(sizes.sum())}
 
 
@@ -76,7 +80,10 @@ class ImageClassifier(L.LightningModule):
         self._fit_start = time.perf_counter()
 
     def objective(self, loss: torch.Tensor) -> torch.Tensor:
-        """The loss plus, for optimizers without per-group weight decay (L-BFGS), the same L2 term."""
+        """The loss plus the L1 penalty (optim.l1) and, for optimizers without per-group weight decay
+        (L-BFGS), the same L2 term; both on the weights decay_split selects (not biases, norms)."""
+        if self.optim_cfg.l1 > 0:
+            loss = loss + self.optim_cfg.l1 * l1_penalty(decay_split(self.net)[0])
         if not (self.spec.l2_in_loss and self.optim_cfg.weight_decay > 0):
             return loss
         decay, _ = decay_split(self.net)
@@ -158,6 +165,17 @@ class ImageClassifier(L.LightningModule):
         self.test_metrics = self._test.compute("test")
         self._test = _Mean()
         self.log_dict(self.test_metrics)
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+        """Eval-mode accuracy on (x, y): the training set seen without dropout, DropConnect, stochastic
+        depth, augmentation or mixing, for a train-val gap that measures the model, not the noise."""
+        was_training = self.net.training
+        self.net.eval()
+        correct = sum(int((self.net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+                      for i in range(0, len(x), batch_size))
+        self.net.train(was_training)
+        return correct / max(1, len(y))
 
     # --- optimization ----------------------------------------------------------------------------
     def configure_optimizers(self):

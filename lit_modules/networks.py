@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Callable
 
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from .layers import ACTIVATIONS, build_activation, build_norm, init_layer
 from .registry import Registry
+from .regularizers import add_drop_connect, build_pool, stochastic_depth_rates
 
 # Where the norm goes relative to the nonlinearity.  Entries take (make_norm, act, width, factor):
 # before the activation the norm sees all `factor * width` pre-activations (maxout), after it `width`.
@@ -60,20 +62,29 @@ def convnet(cfg, in_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
             layers += _unit(cfg, _conv(cin), cout, spatial=True)
             cin = cout
         if min(h, w) >= 2:  # tiny inputs (8x8 digits) run out of resolution before they run out of stages
-            layers.append(nn.MaxPool2d(2))
-            h, w = h // 2, w // 2
+            pool, h, w = build_pool(cfg.pool or "max", h, w)   # model.pool, else the VGG default
+            layers.append(pool)
         layers += _dropout(cfg)
     layers.append(nn.Flatten())
     return nn.Sequential(*layers), cin * h * w
 
 
-class ResidualBlock(nn.Module):
-    """conv-norm-act-conv-norm plus a shortcut (1x1 conv where the shape changes), then act."""
+convnet.options = frozenset({"pool"})   # config options only some networks have (ModelConfig checks)
 
-    def __init__(self, cfg, cin: int, cout: int, stride: int):
+
+class ResidualBlock(nn.Module):
+    """conv-norm-act-conv-norm plus a shortcut (1x1 conv where the shape changes), then act.
+
+    With `drop` > 0 the branch ends in stochastic depth: in training the whole branch of a sample is
+    dropped with probability `drop` (survivors scaled by 1/(1-drop)); in eval it is the identity.
+    """
+
+    def __init__(self, cfg, cin: int, cout: int, stride: int, drop: float = 0.0):
         super().__init__()
+        # Only inserted when asked for, so the default block costs nothing extra per step.
+        depth = [StochasticDepth(drop, mode="row")] if drop > 0 else []
         self.branch = nn.Sequential(*_unit(cfg, _conv(cin, stride), cout, spatial=True),
-                                    nn.Conv2d(cout, cout, 3, padding=1), build_norm(cfg.norm, cout, True))
+                                    nn.Conv2d(cout, cout, 3, padding=1), build_norm(cfg.norm, cout, True), *depth)
         self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride)
         # Maxout needs k inputs per output, which the residual sum cannot give: its stream stays
         # linear after the sum, as the identity path of a pre-activation ResNet does.
@@ -86,15 +97,24 @@ class ResidualBlock(nn.Module):
 
 @NETWORKS.register("resnet")
 def resnet(cfg, in_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
+    """Stages downsample with a stride-2 first conv, or with `model.pool` between stages when set;
+    `model.stochastic_depth` is the drop rate of the last block (linear rule, see regularizers.py)."""
     layers: list[nn.Module] = _unit(cfg, _conv(in_shape[0]), cfg.channels[0], spatial=True)
-    cin = cfg.channels[0]
+    cin, (h, w) = cfg.channels[0], in_shape[1:]
+    drops = iter(stochastic_depth_rates(cfg.stochastic_depth, len(cfg.channels) * cfg.blocks_per_stage))
     for stage, cout in enumerate(cfg.channels):
+        if stage > 0 and cfg.pool is not None and min(h, w) >= 2:
+            pool, h, w = build_pool(cfg.pool, h, w)
+            layers.append(pool)
         for block in range(cfg.blocks_per_stage):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(ResidualBlock(cfg, cin, cout, stride))
+            stride = 2 if stage > 0 and block == 0 and cfg.pool is None else 1
+            layers.append(ResidualBlock(cfg, cin, cout, stride, next(drops)))
             cin = cout
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(cfg)]
     return nn.Sequential(*layers), cin
+
+
+resnet.options = frozenset({"pool", "stochastic_depth"})
 
 
 class Classifier(nn.Module):
@@ -117,4 +137,6 @@ def build_network(cfg, in_shape: tuple[int, int, int], num_classes: int) -> Clas
             init_layer(layer, cfg.init, gain)
     init_layer(net.head, cfg.init, 1.0)
     net.head.weight.data.mul_(cfg.head_init_scale)
+    if cfg.drop_connect > 0:  # hidden layers only: the head's weights stay whole, as in Wan et al.
+        add_drop_connect(net.body, cfg.drop_connect)
     return net

@@ -35,7 +35,8 @@ def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
         diff = paired_difference(by_seed[v], by_seed[variants[0]])
         rows.append({"variant": v, "n": len(part), "val_acc": val.mean, "val_ci": _ci(val),
                      "test_acc": test.mean, "test_ci": _ci(test),
-                     "gap": float((part.train_acc - part.final_val_acc).mean()),
+                     # add_convergence's gap (clean train accuracy - val) where present
+                     "gap": float((part.gap if "gap" in part else part.train_acc - part.final_val_acc).mean()),
                      "vs_baseline": diff.mean, "vs_baseline_ci": _ci(diff),
                      "ci_excludes_0": diff.excludes_zero(),
                      "diverged": int((part.status == "diverged").sum()),

@@ -15,7 +15,7 @@ import pandas as pd
 from lit_modules import Registry
 
 METRICS = ("initial_loss", "best_val_acc", "final_val_acc", "test_acc", "test_loss", "train_acc", "train_loss",
-           "val_loss", "wall_time_s", "epochs")
+           "val_loss", "wall_time_s", "epochs", "clean_train_acc")
 
 
 def _read(path: Path) -> dict | None:

@@ -85,6 +85,32 @@ def best_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
                      f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
 
 
+@RULES.register("interaction")
+def interaction(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """(variant - control) - (other_variant - other_control) per seed; seeds where any of the four runs
+    has no metric (diverged) are left out and counted."""
+    names = [rule[k] for k in ("variant", "control", "other_variant", "other_control")]
+    values = {v: dict(zip(part.seed, part[rule["metric"]])) for v, part in runs.groupby("variant")}
+    missing = [n for n in names if n not in values]
+    if missing:
+        return "inconclusive at this scale", f"no runs of {', '.join(missing)}"
+    a, b, c, d = (values[n] for n in names)
+    seeds = set(a) & set(b) & set(c) & set(d)
+    usable = [s for s in seeds if not any(_nan(v[s]) for v in (a, b, c, d))]
+    sign = 1.0 if rule["higher_is_better"] else -1.0
+    diffs = {s: sign * ((a[s] - b[s]) - (c[s] - d[s])) for s in usable}
+    interval = paired_difference(diffs, {s: 0.0 for s in diffs})
+    if interval.excludes_zero():
+        verdict = "supported" if interval.low > 0 else "contradicted"
+    else:
+        verdict = "inconclusive at this scale"
+    line = (f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]}): {rule['metric']} advantage "
+            f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
+    if len(usable) < len(seeds):
+        line += f" ({len(seeds) - len(usable)} seeds left out: a run without the metric)"
+    return verdict, line
+
+
 def _nan(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -98,8 +124,8 @@ def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) 
 
 
 def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per run: area under the val-loss curve, and epochs and seconds to 90/95/99% of its study's best
-    val accuracy (NaN when never reached)."""
+    """Per run: area under the val-loss curve, epochs and seconds to 90/95/99% of its study's best
+    val accuracy (NaN when never reached), and the train-val gap `gap`."""
     wide = history.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
     per_run = {rid: g.sort_values("epoch") for rid, g in wide.groupby("run_id")}
     best = runs.groupby("study").best_val_acc.max()
@@ -116,6 +142,12 @@ def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             epochs.append(time_to_threshold(e, curve["val/acc"], target) if ok else math.nan)
             seconds.append(time_to_threshold(curve["time_s"], curve["val/acc"], target) if ok else math.nan)
     out["val_loss_auc"] = auc
+    # The generalization gap of the final model: accuracy on the clean training set (eval mode, no
+    # augmentation or mixing) minus final val accuracy; runs stored without it fall back to the
+    # training-mode accuracy, which regularizers that add noise in training push down.
+    nan = pd.Series(math.nan, index=out.index)
+    train = out.get("clean_train_acc", nan).fillna(out.get("train_acc", nan))
+    out["gap"] = train - out.get("final_val_acc", nan)
     for f, (epochs, seconds) in reach.items():
         out[f"epochs_to_{f}"], out[f"seconds_to_{f}"] = epochs, seconds
     return out

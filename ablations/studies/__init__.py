@@ -2,8 +2,8 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import (activations, babysitting, batchnorm_lr, ensembles, initializers, landscapes, optimizers, search,
-               transfer)
+from . import (activations, augmentation, babysitting, batchnorm, batchnorm_lr, ensembles, initializers, landscapes,
+               optimizers, preprocessing, regularization, schedules, search, transfer)
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -15,4 +15,9 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     babysitting.STUDY,
     landscapes.STUDY,
     transfer.STUDY,
+    regularization.STUDY,
+    preprocessing.STUDY,
+    augmentation.STUDY,
+    batchnorm.STUDY,
+    schedules.STUDY,
 ]})
