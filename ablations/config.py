@@ -22,6 +22,9 @@ class TrainerConfig:
     precision: str = "32-true"
     divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
     progress_bar: bool = field(default=False, metadata={"hash": False})
+    # Lecture 6's babysitting diagnostics (lit_modules/diagnostics.py) every this many optimizer steps,
+    # plus step 0 and the end; 0 turns them off.  They never change results, so they stay out of the id.
+    diagnostics_every: int = field(default=25, metadata={"hash": False})
 
     def __post_init__(self):
         validate_fields(self)
@@ -30,6 +33,7 @@ class TrainerConfig:
         check_range("devices", self.devices, 1)
         check_choice("precision", self.precision, PRECISIONS)
         check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
+        check_range("diagnostics_every", self.diagnostics_every, 0)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torchvision
 
 from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, config_hash, override, to_dict
+from lit_modules.diagnostics import Diagnostics
 
 from .config import RunConfig, baseline
 from .storage import read_json, write_json, write_rows
@@ -68,6 +69,18 @@ def _device_name(trainer: L.Trainer) -> str:
     device = trainer.strategy.root_device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     return f"{device} ({name}) x{trainer.world_size}"
+
+
+def _diagnostics(cfg: RunConfig, run_dir: Path, num_classes: int) -> list[Diagnostics]:
+    """Lecture 6's babysitting diagnostics, stored beside the metrics (off with diagnostics_every=0)."""
+    if not cfg.trainer.diagnostics_every:
+        return []
+
+    def persist(rows, histograms) -> None:
+        write_rows(run_dir / "diagnostics.csv", rows)
+        if histograms is not None:
+            write_json(run_dir / "activations.json", histograms)
+    return [Diagnostics(cfg.model.activation, num_classes, cfg.trainer.diagnostics_every, persist)]
 
 
 def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
@@ -125,11 +138,14 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     start = time.perf_counter()
     module: ImageClassifier | None = None
     trainer: L.Trainer | None = None
+    diagnostics: list[Diagnostics] = []
     try:
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
-        trainer = make_trainer(cfg, run_dir, loggers, [_MetricsWriter(run_dir / "metrics.csv"), *callbacks])
+        diagnostics = _diagnostics(cfg, run_dir, datamodule.num_classes)
+        trainer = make_trainer(cfg, run_dir, loggers,
+                               [_MetricsWriter(run_dir / "metrics.csv"), *diagnostics, *callbacks])
         trainer.fit(module, datamodule=datamodule)
         status = "diverged" if module.diverged else "completed"
         if status == "completed":
@@ -144,6 +160,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
             if module.history and writer:
                 write_rows(run_dir / "metrics.csv", module.history)
             summary.update(_summarize(module, summary["status"]))
+        for d in diagnostics:
+            summary.update(d.summary())
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished

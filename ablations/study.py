@@ -67,6 +67,19 @@ class Better:
 
 
 @dataclass(frozen=True)
+class AllOf:
+    """Verdict rule for a claim with several parts: supported when every part is, contradicted when any
+    part is.  Each part may use its own metric (a diagnostic such as initial_act_std included)."""
+    parts: tuple[Better, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": "all", "parts": [p.to_dict() for p in self.parts]}
+
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(v for p in self.parts for v in p.variants()))
+
+
+@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -86,7 +99,7 @@ class Study:
     seeds: int = 3
     samples: int = 0                                        # trials drawn in mode "random"
     question: str = ""                                      # the study file's docstring
-    verdict: Better | None = None                           # the rule that turns runs into a verdict
+    verdict: Better | AllOf | None = None                   # the rule that turns runs into a verdict
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -12,10 +12,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from . import diagnostics
 from .figures import FIGURES, StudyData
 from .stats import bootstrap_ci, paired_difference
 from .tables import history_table, runs_table
 from .verdicts import add_convergence, evaluate
+
+FIGURE_MODULES = (diagnostics,)   # imported for the figures they register in FIGURES
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:

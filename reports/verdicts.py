@@ -23,6 +23,8 @@ RULES: Registry[Callable[[dict[str, Any], pd.DataFrame], tuple[str, str]]] = Reg
 @RULES.register("better")
 def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     metric, sign = rule["metric"], 1.0 if rule["higher_is_better"] else -1.0
+    if metric not in runs:   # e.g. a diagnostic metric of runs trained with diagnostics off
+        return "inconclusive at this scale", f"no run has {metric}"
     values = {v: dict(zip(part.seed, part[metric])) for v, part in runs.groupby("variant")}
     if rule["variant"] not in values:
         return "inconclusive at this scale", f"no runs of {rule['variant']}"
@@ -51,6 +53,20 @@ def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     else:
         verdict = "inconclusive at this scale"
     return verdict, "; ".join(lines)
+
+
+@RULES.register("all")
+def all_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
+    """Several claims at once (ablations.study.AllOf): each part is judged alone, then combined."""
+    results = [evaluate(part, runs) for part in rule["parts"]]
+    outcomes = [verdict for verdict, _ in results]
+    if "contradicted" in outcomes:
+        verdict = "contradicted"
+    elif all(o == "supported" for o in outcomes):
+        verdict = "supported"
+    else:
+        verdict = "inconclusive at this scale"
+    return verdict, " | ".join(f"{v}: {why}" for v, why in results)
 
 
 def _nan(v: Any) -> bool:

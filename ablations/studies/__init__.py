@@ -2,7 +2,7 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import activations, batchnorm_lr, initializers, lr_wd_search, optimizers
+from . import activations, batchnorm_lr, init_depth, initializers, lr_wd_search, optimizers
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -10,4 +10,5 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     batchnorm_lr.STUDY,
     optimizers.STUDY,
     lr_wd_search.STUDY,
+    init_depth.STUDY,
 ]})

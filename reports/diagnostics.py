@@ -1,0 +1,176 @@
+"""Figures of the babysitting diagnostics each run stores (lit_modules/diagnostics.py).
+
+Reads `runs/<id>/diagnostics.csv` (step, epoch, layer, depth, metric, value) and `activations.json`
+(per-layer histograms at step 0 and at the end).  Each figure returns None where the study's runs have
+no such files or where it would show nothing (every variant with the same initial histograms).
+Large grids show at most MAX_VARIANTS variants: those with the fewest layers, in study order.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .figures import FIGURES, StudyData
+
+MAX_VARIANTS = 10
+MAX_LAYERS = 6           # histogram columns: evenly spaced by depth, first and last included
+RULE_OF_THUMB = 1e-3     # the lecture's update/weight ratio
+
+
+def _stamp(path: Path) -> int | None:
+    """Modification time: the caches below key on it, so a file rewritten by a later run is read again."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read_rows(path: Path) -> pd.DataFrame | None:
+    return _rows(path, _stamp(path))
+
+
+def _read_histograms(path: Path) -> dict | None:
+    return _histograms(path, _stamp(path))
+
+
+@lru_cache(maxsize=4096)   # every figure of a study reads the same files
+def _rows(path: Path, stamp: int | None) -> pd.DataFrame | None:
+    if stamp is None:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        warnings.warn(f"skipping unreadable {path}: {e}")
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _histograms(path: Path, stamp: int | None) -> dict | None:
+    if stamp is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        warnings.warn(f"skipping unreadable {path}: {e}")
+        return None
+
+
+def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.DataFrame:
+    """Long form over `members` (run_id, variant, seed): their diagnostics rows, empty if none."""
+    frames = []
+    for m in members[["run_id", "variant", "seed"]].drop_duplicates().itertuples():
+        rows = _read_rows(Path(results_dir) / "runs" / m.run_id / "diagnostics.csv")
+        if rows is not None and not rows.empty:
+            frames.append(rows.assign(run_id=m.run_id, variant=m.variant, seed=m.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Study-ordered variants that have diagnostics; the shallowest MAX_VARIANTS of them if more."""
+    order = [v for v in dict.fromkeys(members.variant) if v in set(table.variant)]
+    if len(order) <= MAX_VARIANTS:
+        return order
+    layers = table.groupby("variant").depth.max()
+    return sorted(order, key=lambda v: (layers[v], order.index(v)))[:MAX_VARIANTS]
+
+
+def _members(data: StudyData) -> pd.DataFrame:
+    return data.members if data.results_dir is not None else data.members.iloc[:0]
+
+
+def activation_histograms(data: StudyData) -> plt.Figure | None:
+    """The lecture's per-layer activation histograms: rows = variants (lowest seed), cols = layers;
+    filled at step 0, outlined at the end of training; each panel notes the step-0 std."""
+    members = _members(data).sort_values("seed")
+    firsts = {}
+    for m in members.drop_duplicates("variant").itertuples():
+        hist = _read_histograms(Path(data.results_dir) / "runs" / m.run_id / "activations.json")
+        if hist and hist.get("snapshots") and hist["snapshots"][0]["layers"]:
+            firsts[m.variant] = hist["snapshots"]
+    if not firsts:
+        return None
+    initial = {json.dumps([layer["counts"] for layer in s[0]["layers"]]) for s in firsts.values()}
+    if len(initial) == 1:
+        return None   # every variant starts from the same activations: nothing to compare
+    depths = pd.DataFrame([{"variant": v, "depth": len(s[0]["layers"])} for v, s in firsts.items()])
+    variants = _variants(members[members.variant.isin(firsts)], depths)
+    cols = max(len(firsts[v][0]["layers"]) for v in variants)
+    picks = sorted({round(i) for i in np.linspace(0, cols - 1, min(cols, MAX_LAYERS))})
+    fig, axes = plt.subplots(len(variants), len(picks), squeeze=False,
+                             figsize=(2.2 * len(picks) + 1.5, 1.3 * len(variants) + 1))
+    for r, variant in enumerate(variants):
+        snapshots = firsts[variant]
+        for c, index in enumerate(picks):
+            ax = axes[r][c]
+            for snap, style in ((snapshots[0], {"alpha": 0.6}), (snapshots[-1], {"histtype": "step"})):
+                if index < len(snap["layers"]) and (snap is snapshots[0] or len(snapshots) > 1):
+                    layer = snap["layers"][index]
+                    edges, counts = np.asarray(layer["edges"]), np.asarray(layer["counts"], float)
+                    ax.hist(edges[:-1], bins=edges, weights=counts / max(counts.sum(), 1), color="C0", **style)
+            if index < len(snapshots[0]["layers"]):
+                ax.set_title(f"layer {index + 1}", fontsize="small")
+            ax.tick_params(labelsize="x-small")
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(variant.replace(",", "\n"), fontsize="x-small", rotation=0, ha="right", va="center")
+    fig.suptitle(f"{data.study}: activations per layer (filled: step 0, outline: end of training)")
+    fig.tight_layout()
+    return fig
+
+
+def update_ratio(data: StudyData) -> plt.Figure | None:
+    """lr*|grad|/|weight| over training for the first, middle and last weight layer; log y, the 1e-3 line."""
+    table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
+    if table.empty or "update_ratio" not in set(table.metric):
+        return None
+    part = table[(table.metric == "update_ratio") & table.variant.isin(_variants(data.members, table))].copy()
+    part = part[np.isfinite(part.value) & (part.value > 0)]
+    if part.empty:
+        return None
+    last = part.groupby("run_id").depth.transform("max")
+    part["position"] = np.select([part.depth == 1, part.depth == last, part.depth == (last + 1) // 2],
+                                 ["first layer", "head", "middle layer"], "")
+    part = part[part.position != ""]
+    grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", kind="line", errorbar=None,
+                       col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
+                       height=3.6, aspect=1.1, facet_kws={"sharey": True})
+    grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
+    grid.set_axis_labels("epoch", "lr * |grad| / |weight|")
+    grid.figure.suptitle(f"{data.study}: update/weight ratio (dashed: the lecture's 1e-3)", y=1.03)
+    return grid.figure
+
+
+def dead_units(data: StudyData) -> plt.Figure | None:
+    """Mean over layers of the dead-unit (ReLU) and saturated-output (tanh, sigmoid) fractions."""
+    table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
+    if table.empty:
+        return None
+    part = table[table.metric.isin(["dead_frac", "saturated_frac"]) & table.variant.isin(_variants(data.members, table))]
+    if part.empty or not (part.value.fillna(0) > 0).any():
+        return None
+    per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()
+    metrics = [m for m in ("dead_frac", "saturated_frac") if m in set(per_step.metric)]
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(6.5 * len(metrics) + 2, 4.2))
+    labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
+    for ax, metric in zip(axes[0], metrics):
+        sns.lineplot(per_step[per_step.metric == metric], x="epoch", y="value", hue="variant", errorbar=None,
+                     ax=ax, legend=metric == metrics[-1])
+        ax.set(ylim=(-0.02, 1.02), ylabel="fraction, mean over layers", title=labels[metric])
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    fig.suptitle(f"{data.study}: dead and saturated units over training")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES.add("activation_hist", activation_histograms)
+FIGURES.add("update_ratio", update_ratio)
+FIGURES.add("dead_units", dead_units)
