@@ -109,11 +109,11 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
         snapshots = firsts[variant]
         for c, index in enumerate(picks):
             ax = axes[r][c]
-            for snap, style in ((snapshots[0], {"alpha": 0.6}), (snapshots[-1], {"histtype": "step"})):
+            for snap, style in ((snapshots[0], {"fill": True, "alpha": 0.6}), (snapshots[-1], {"lw": 1})):
                 if index < len(snap["layers"]) and (snap is snapshots[0] or len(snapshots) > 1):
                     layer = snap["layers"][index]
-                    edges, counts = np.asarray(layer["edges"]), np.asarray(layer["counts"], float)
-                    ax.hist(edges[:-1], bins=edges, weights=counts / max(counts.sum(), 1), color="C0", **style)
+                    counts = np.asarray(layer["counts"], float)
+                    ax.stairs(counts / max(counts.sum(), 1), layer["edges"], color="C0", **style)
             if index < len(snapshots[0]["layers"]):
                 ax.set_title(f"layer {index + 1}", fontsize="small")
             ax.tick_params(labelsize="x-small")
@@ -158,17 +158,17 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     if part.empty or not (part.value.fillna(0) > 0).any():
         return None
     per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()
-    metrics = [m for m in ("dead_frac", "saturated_frac") if m in set(per_step.metric)]
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(6.5 * len(metrics) + 2, 4.2))
     labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
-    for ax, metric in zip(axes[0], metrics):
-        sns.lineplot(per_step[per_step.metric == metric], x="epoch", y="value", hue="variant", errorbar=None,
-                     ax=ax, legend=metric == metrics[-1])
-        ax.set(ylim=(-0.02, 1.02), ylabel="fraction, mean over layers", title=labels[metric])
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
-    fig.suptitle(f"{data.study}: dead and saturated units over training")
-    fig.tight_layout()
-    return fig
+    per_step["panel"] = per_step.metric.map(labels)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
+    grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, col="panel", kind="line",
+                       errorbar=None, height=3.8, aspect=1.3,
+                       col_order=[labels[m] for m in labels if m in set(per_step.metric)])
+    grid.set(ylim=(-0.02, 1.02))
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("epoch", "fraction, mean over layers")
+    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03)
+    return grid.figure
 
 
 FIGURES.add("activation_hist", activation_histograms)

@@ -8,13 +8,16 @@ the symmetry between units.  10 and 30 hidden layers of 64 units, no batch norm,
 "xavier" here is the lecture's Xavier, std 1/sqrt(fan_in) (the registry's lecun_normal): the registry's
 xavier_* entries multiply by the activation's gain, which makes them He-like for ReLU.
 Verdict: supported if, at depth 10 (the lecture's 10-layer pictures), He beats xavier, small and zeros
-on deep ReLU and xavier beats small, large and zeros on tanh (final val accuracy), large init has more
-saturated tanh outputs at step 0 than xavier, and small init a smaller activation std than xavier
-(diagnostics columns of summary.json; paired CIs over seeds).  The report draws the per-layer
+on ReLU and xavier beats small, large and zeros on tanh (final val accuracy), He beats xavier on ReLU at
+depth 30 too, large init has more saturated tanh outputs at step 0 than xavier, and small init a smaller
+activation std than xavier (diagnostics columns of summary.json; paired CIs over seeds).  The report draws the per-layer
 activation histograms, update/weight ratios and dead-unit fractions behind it.
-At depth 30, plain SGD for 20 epochs leaves even He-initialized ReLU nets far from depth 10's accuracy.
+Measured (digits, 3 seeds): supported on every part.  Depth 10 final val acc: He/ReLU 0.93, xavier/ReLU
+0.15, xavier/tanh 0.91, large/tanh 0.16, small and zeros 0.08 (chance); large/ReLU diverges at once.
+At depth 30, plain SGD for 20 epochs leaves even He/ReLU at 0.17 (xavier/ReLU 0.08, xavier/tanh 0.45).
 Run:   python run_all.py --study init_depth         # 5 inits x 2 activations x 2 depths = 20 variants x 3 seeds
-Time:  about N min on 2 CPU cores (digits)
+Time:  1.5 min of CPU (1 worker, 2-core machine, digits); 4.7 min wall measured while the machine ran
+       at load ~7 from other jobs.  The report adds about 1 min (30 s CPU) for its figures.
 """
 from ..study import AllOf, Better, Study
 
@@ -36,6 +39,7 @@ STUDY = Study(
     axes={"model.init": INITS, "model.activation": ["relu", "tanh"], "model.depth": [10, 30]},
     verdict=AllOf((
         Better(_v("he", "relu"), than=(_v("xavier", "relu"), _v("small", "relu"), _v("zeros", "relu"))),
+        Better(_v("he", "relu", 30), than=(_v("xavier", "relu", 30),)),
         Better(_v("xavier", "tanh"), than=(_v("small", "tanh"), _v("large", "tanh"), _v("zeros", "tanh"))),
         Better(_v("large", "tanh"), than=(_v("xavier", "tanh"),), metric="initial_saturated_frac"),
         Better(_v("xavier", "tanh"), than=(_v("small", "tanh"),), metric="initial_act_std"),
