@@ -108,7 +108,7 @@ def histograms(outputs: list[tuple[str, torch.Tensor]], bins: int = BINS) -> lis
 class Diagnostics(L.Callback):
     """Samples the diagnostics above; `persist(rows, histograms)` stores them (see SAVE_EVERY_S)."""
 
-    def __init__(self, activation: str, num_classes: int, every: int = 10, persist: Persist | None = None,
+    def __init__(self, activation: str, num_classes: int, every: int = 25, persist: Persist | None = None,
                  probe_size: int = PROBE_SIZE):
         self.spec = ACTIVATIONS.get(activation)
         self.kind = type(self.spec.make())
