@@ -11,7 +11,7 @@ from torch import nn
 from ablations import resolve, train
 from ablations.grid import plan, write_manifests
 from ablations.study import AllOf, Better, Study
-from lit_modules import ACTIVATIONS
+from lit_modules import ACTIVATIONS, ImageClassifier
 from lit_modules.diagnostics import activation_outputs, activation_stats, update_ratios
 from reports.build import build
 from reports.verdicts import evaluate
@@ -200,3 +200,18 @@ def test_report_draws_the_diagnostics_and_judges_claims_on_them(tmp_path):
     assert evaluate(flipped.to_dict(), tiny)[0] == "contradicted"
     missing = Better("init=small,activation=tanh", ("init=xavier,activation=tanh",), metric="no_such_metric")
     assert evaluate(missing.to_dict(), tiny)[0] == "inconclusive at this scale"
+
+
+def test_a_crashed_run_keeps_the_diagnostics_it_measured(tmp_path, monkeypatch):
+    original = ImageClassifier.training_step
+
+    def crash_in_second_epoch(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise RuntimeError("boom")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ImageClassifier, "training_step", crash_in_second_epoch)
+    summary = train(resolve({**TINY, "trainer.max_epochs": 3, "trainer.diagnostics_every": 1}), tmp_path)
+    assert summary["status"] == "failed"
+    rows, hist = _files(tmp_path, summary)
+    assert sorted(set(rows.step)) == [0, 1] and hist["snapshots"][0]["step"] == 0
