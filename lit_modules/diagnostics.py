@@ -2,9 +2,10 @@
 
 At optimizer step 0 and every `every` optimizer steps it records, as tidy rows (step, epoch, layer,
 depth, metric, value):
-  - per weight tensor (Linear/Conv weights, head included): `grad_norm` |g| (gradient flow by depth)
-    and `update_ratio` lr * |g| / |w|, the size of a plain SGD step relative to the weights (the
-    lecture's rule of thumb: about 1e-3; for momentum and adaptive rules it is the raw gradient's scale);
+  - per weight tensor (Linear/Conv weights, head included): `grad_norm` |g| (gradient flow by depth),
+    `update_ratio` lr * |g| / |w|, the size of a plain SGD step relative to the weights (the lecture's
+    rule of thumb: about 1e-3), and `step_ratio` |dw| / |w|, the step the optimizer really took
+    (momentum, weight decay and adaptive scaling included; equal to update_ratio for plain SGD);
   - per hidden nonlinearity, on a fixed probe batch (the first training mini-batch, at most 256 images):
     `act_mean`, `act_std`, `dead_frac` (fraction of units, channels for convs, for which the
     activation's `dead` predicate holds on every probe example) and `saturated_frac` (fraction of
@@ -13,9 +14,9 @@ and per-layer histograms of those outputs at step 0 and at the end of training.
 
 The module steps the raw torch optimizer several times per Lightning batch, so Lightning's optimizer
 hooks never fire: sampling hangs on torch's own step pre-hook, where the step's gradients are in place
-and the weights not yet changed.  The probe forward runs in training mode (as training sees the
-network: batch statistics) under no_grad, with the RNG forked and every buffer restored afterwards,
-so diagnostics never change a run's numbers (tests/test_diagnostics.py checks this).
+and the weights not yet changed, and its post-hook, for the step taken.  The probe forward runs in
+training mode (as training sees the network: batch statistics) under no_grad, with the RNG forked and
+every buffer restored afterwards, so diagnostics never change a run's numbers (tested).
 """
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ class Diagnostics(L.Callback):
         self._probe: torch.Tensor | None = None
         self._step, self._steps_per_epoch, self._saved_snapshots = 0, 1, 0
         self._saved_at = time.monotonic()
-        self._hook = None
+        self._hook: tuple | None = None
+        self._pending: tuple | None = None   # (step, weights, their values before the step)
         self._trainer: L.Trainer | None = None
         self._net: nn.Module | None = None
 
@@ -130,7 +132,9 @@ class Diagnostics(L.Callback):
         self._trainer, self._net = trainer, pl_module.net
         loader = trainer.train_dataloader
         self._steps_per_epoch = max(1, getattr(loader, "num_steps", None) or trainer.num_training_batches)
-        self._hook = trainer.optimizers[0].register_step_pre_hook(self._before_step)
+        optimizer = trainer.optimizers[0]
+        self._hook = (optimizer.register_step_pre_hook(self._before_step),
+                      optimizer.register_step_post_hook(self._after_step))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._probe is None and self._hook is not None:   # the first mini-batch of the group
@@ -146,7 +150,8 @@ class Diagnostics(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if self._hook is None:
             return
-        self._hook.remove()
+        for handle in self._hook:
+            handle.remove()
         self._hook = None
         self.initial_loss = getattr(pl_module, "initial_loss", None)
         if self._probe is not None:
@@ -158,15 +163,29 @@ class Diagnostics(L.Callback):
         step, self._step = self._step, self._step + 1
         if step % self.every:
             return
-        weights = [(n.removesuffix(".weight"), p) for n, p in self._net.named_parameters()
-                   if p.dim() > 1 and p.grad is not None]   # L-BFGS: no gradient before its first closure
-        if weights:
+        weights = [(n.removesuffix(".weight"), depth, p) for depth, (n, p) in
+                   enumerate(((n, p) for n, p in self._net.named_parameters() if p.dim() > 1), start=1)]
+        graded = [(name, p) for name, _, p in weights if p.grad is not None]   # L-BFGS: none before its closure
+        if graded:
             lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
-            for metric, values in update_ratios(weights, lr_of).items():
-                self._record(step, [(name, depth, metric, v)
-                                    for depth, ((name, _), v) in enumerate(zip(weights, values), start=1)])
+            depth_of = {name: depth for name, depth, _ in weights}
+            for metric, values in update_ratios(graded, lr_of).items():
+                self._record(step, [(name, depth_of[name], metric, v) for (name, _), v in zip(graded, values)])
+        self._pending = (step, weights, [p.detach().clone() for _, _, p in weights])
         if self._probe is not None:
             self._sample_activations(step, with_histograms=step == 0)
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        """`step_ratio`: the step the optimizer really took, |w_after - w_before| / |w_before| (momentum,
+        weight decay and adaptive scaling included; for plain SGD it equals `update_ratio`)."""
+        if self._pending is None:
+            return
+        (step, weights, before), self._pending = self._pending, None
+        after = [p.detach() for _, _, p in weights]
+        moved = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
+        scale = torch.stack(torch._foreach_norm(before))
+        ratio = torch.where(scale > 0, moved / scale, torch.full_like(moved, math.nan)).cpu().tolist()
+        self._record(step, [(name, depth, "step_ratio", v) for (name, depth, _), v in zip(weights, ratio)])
 
     def _sample_activations(self, step: int, with_histograms: bool) -> None:
         outputs = activation_outputs(self._net, self.kind, self._probe)

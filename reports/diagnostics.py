@@ -2,7 +2,7 @@
 
 Reads `runs/<id>/diagnostics.csv` (step, epoch, layer, depth, metric, value) and `activations.json`
 (per-layer histograms at step 0 and at the end).  Each figure returns None where the study's runs have
-no such files or where it would show nothing (every variant with the same initial histograms).
+no such files or where it would show nothing (histograms: studies whose variants share one network).
 Large grids show at most MAX_VARIANTS variants: those with the fewest layers, in study order.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import seaborn as sns
 
 from .figures import FIGURES, StudyData
 
-MAX_VARIANTS = 10
+MAX_VARIANTS = 12
 MAX_LAYERS = 6           # histogram columns: evenly spaced by depth, first and last included
 RULE_OF_THUMB = 1e-3     # the lecture's update/weight ratio
 
@@ -89,6 +89,9 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
     """The lecture's per-layer activation histograms: rows = variants (lowest seed), cols = layers;
     filled at step 0, outlined at the end of training; each panel notes the step-0 std."""
     members = _members(data).sort_values("seed")
+    model = [c for c in members.columns if c.startswith("config.model.")]
+    if len(members[model].astype(str).drop_duplicates()) < 2:
+        return None   # the study varies only training (optimizer, rates): every variant starts alike
     firsts = {}
     for m in members.drop_duplicates("variant").itertuples():
         hist = _read_histograms(Path(data.results_dir) / "runs" / m.run_id / "activations.json")
@@ -96,9 +99,6 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
             firsts[m.variant] = hist["snapshots"]
     if not firsts:
         return None
-    initial = {json.dumps([layer["counts"] for layer in s[0]["layers"]]) for s in firsts.values()}
-    if len(initial) == 1:
-        return None   # every variant starts from the same activations: nothing to compare
     depths = pd.DataFrame([{"variant": v, "depth": len(s[0]["layers"])} for v, s in firsts.items()])
     variants = _variants(members[members.variant.isin(firsts)], depths)
     cols = max(len(firsts[v][0]["layers"]) for v in variants)
@@ -126,11 +126,13 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
 
 
 def update_ratio(data: StudyData) -> plt.Figure | None:
-    """lr*|grad|/|weight| over training for the first, middle and last weight layer; log y, the 1e-3 line."""
+    """Update/weight ratios over training for the first, middle and last weight layer, log y, with the
+    lecture's 1e-3: lr*|grad|/|weight| (its formula) and |dw|/|w| (the step the optimizer really took)."""
     table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
-    if table.empty or "update_ratio" not in set(table.metric):
+    kinds = {"update_ratio": "lr |grad| / |weight|", "step_ratio": "|dw| / |weight| (step taken)"}
+    if table.empty or not set(kinds) & set(table.metric):
         return None
-    part = table[(table.metric == "update_ratio") & table.variant.isin(_variants(data.members, table))].copy()
+    part = table[table.metric.isin(list(kinds)) & table.variant.isin(_variants(data.members, table))].copy()
     part = part[np.isfinite(part.value) & (part.value > 0)]
     if part.empty:
         return None
@@ -138,14 +140,19 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     part["position"] = np.select([part.depth == 1, part.depth == last, part.depth == (last + 1) // 2],
                                  ["first layer", "head", "middle layer"], "")
     part = part[part.position != ""]
-    grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", kind="line", errorbar=None,
+    part["ratio"] = part.metric.map(kinds)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in set(part.variant)]
+    grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
+                       errorbar=None, hue_order=order,
                        col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
-                       height=3.6, aspect=1.1, facet_kws={"sharey": True})
+                       row_order=[kinds[k] for k in kinds if kinds[k] in set(part.ratio)],
+                       height=3.2, aspect=1.2, facet_kws={"sharey": True})
     grid.set(yscale="log")
     for ax in grid.axes.flat:
         ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
-    grid.set_axis_labels("epoch", "lr * |grad| / |weight|")
-    grid.figure.suptitle(f"{data.study}: update/weight ratio (dashed: the lecture's 1e-3)", y=1.03)
+    grid.set_titles("{row_name}, {col_name}")
+    grid.set_axis_labels("epoch", "ratio")
+    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02)
     return grid.figure
 
 
@@ -154,7 +161,8 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
     if table.empty:
         return None
-    part = table[table.metric.isin(["dead_frac", "saturated_frac"]) & table.variant.isin(_variants(data.members, table))]
+    shown = table.variant.isin(_variants(data.members, table))
+    part = table[table.metric.isin(["dead_frac", "saturated_frac"]) & shown]
     if part.empty or not (part.value.fillna(0) > 0).any():
         return None
     per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()

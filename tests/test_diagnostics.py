@@ -102,6 +102,20 @@ def test_update_ratio_is_lr_times_grad_norm_over_weight_norm():
     assert (w.detach() - before).norm() / before.norm() == pytest.approx(out["update_ratio"][0])
 
 
+def test_the_step_taken_matches_the_formula_for_plain_sgd_only(tmp_path):
+    """step_ratio is measured (|w_after - w_before| / |w_before|); plain SGD steps exactly lr * g."""
+    def ratios(optim):
+        summary = train(resolve({**TINY, "trainer.max_epochs": 3, "trainer.diagnostics_every": 2, **optim}), tmp_path)
+        rows, _ = _files(tmp_path, summary)
+        wide = rows[rows.metric.isin(["update_ratio", "step_ratio"])].pivot_table(
+            index=["step", "depth"], columns="metric", values="value")
+        return wide[wide.index.get_level_values("step") > 0]
+    plain = ratios({"optim.name": "sgd", "optim.weight_decay": 0.0})
+    assert len(plain) == 2 * 3 and plain.step_ratio.to_numpy() == pytest.approx(plain.update_ratio.to_numpy(), rel=1e-3)
+    momentum = ratios({"optim.name": "momentum", "optim.weight_decay": 0.0})
+    assert not momentum.step_ratio.to_numpy() == pytest.approx(momentum.update_ratio.to_numpy(), rel=0.05)
+
+
 # --- real runs ---------------------------------------------------------------------------------------
 class _Collect(Logger):
     """A logger that keeps what it is given (as W&B would receive it)."""
@@ -130,7 +144,7 @@ def test_a_run_stores_and_logs_its_diagnostics(tmp_path):
     assert set(grads.depth) == {1, 2, 3, 4} and (grads.value > 0).all()               # 3 hidden + head
     acts = rows[rows.metric == "act_std"]
     assert sorted(set(acts.step)) == [*range(0, steps, 3), steps] and set(acts.depth) == {1, 2, 3}
-    assert {"update_ratio", "act_mean", "dead_frac"} <= set(rows.metric) and "saturated_frac" not in set(rows.metric)
+    assert {"update_ratio", "step_ratio", "act_mean", "dead_frac"} <= set(rows.metric) and "saturated_frac" not in set(rows.metric)
     assert rows.epoch.max() == pytest.approx(2.0)
     assert [s["step"] for s in hist["snapshots"]] == [0, steps]
     for layer in hist["snapshots"][0]["layers"]:
