@@ -3,7 +3,7 @@
 Reads `runs/<id>/diagnostics.csv` (step, epoch, layer, depth, metric, value) and `activations.json`
 (per-layer histograms at step 0 and at the end).  Each figure returns None where the study's runs have
 no such files or where it would show nothing (histograms: studies whose variants share one network).
-Large grids show at most MAX_VARIANTS variants: those with the fewest layers, in study order.
+Large grids show at most MAX_VARIANTS variants: those of the shallowest depth, in study order.
 """
 from __future__ import annotations
 
@@ -73,12 +73,13 @@ def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.Data
 
 
 def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """Study-ordered variants that have diagnostics; the shallowest MAX_VARIANTS of them if more."""
+    """Study-ordered variants that have diagnostics; if more than MAX_VARIANTS, those with the fewest
+    layers (one depth of a depth grid), at most MAX_VARIANTS of them."""
     order = [v for v in dict.fromkeys(members.variant) if v in set(table.variant)]
     if len(order) <= MAX_VARIANTS:
         return order
     layers = table.groupby("variant").depth.max()
-    return sorted(order, key=lambda v: (layers[v], order.index(v)))[:MAX_VARIANTS]
+    return [v for v in order if layers[v] == layers[order].min()][:MAX_VARIANTS]
 
 
 def _members(data: StudyData) -> pd.DataFrame:

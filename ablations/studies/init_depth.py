@@ -16,8 +16,8 @@ Measured (digits, 3 seeds): supported on every part.  Depth 10 final val acc: He
 0.15, xavier/tanh 0.91, large/tanh 0.16, small and zeros 0.08 (chance); large/ReLU diverges at once.
 At depth 30, plain SGD for 20 epochs leaves even He/ReLU at 0.17 (xavier/ReLU 0.08, xavier/tanh 0.45).
 Run:   python run_all.py --study init_depth         # 5 inits x 2 activations x 2 depths = 20 variants x 3 seeds
-Time:  1.5 min of CPU (1 worker, 2-core machine, digits); 4.7 min wall measured while the machine ran
-       at load ~7 from other jobs.  The report adds about 1 min (30 s CPU) for its figures.
+Time:  1.4 min for the 60 runs (1 worker, 2-core machine at load ~4 from other jobs, digits; 85 s of
+       CPU), plus about 1 min for the report's figures.
 """
 from ..study import AllOf, Better, Study
 
