@@ -27,6 +27,9 @@ class TrainerConfig:
     divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
     progress_bar: bool = field(default=False, metadata={"hash": False})
     procedure: str = "fit"                # PROCEDURES: fit, lr_find, overfit, landscape
+    # Lecture 6's babysitting diagnostics (lit_modules/diagnostics.py) every this many optimizer steps,
+    # plus step 0 and the end; 0 turns them off.  They never change results, so they stay out of the id.
+    diagnostics_every: int = field(default=25, metadata={"hash": False})
 
     def __post_init__(self):
         validate_fields(self)
@@ -36,6 +39,7 @@ class TrainerConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
         check_choice("procedure", self.procedure, PROCEDURES)
+        check_range("diagnostics_every", self.diagnostics_every, 0)
 
 
 @dataclass(frozen=True)

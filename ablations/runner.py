@@ -24,6 +24,7 @@ import torchvision
 
 from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
+from lit_modules.diagnostics import Diagnostics
 
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
@@ -74,6 +75,18 @@ def _device_name(trainer: L.Trainer) -> str:
     device = trainer.strategy.root_device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     return f"{device} ({name}) x{trainer.world_size}"
+
+
+def _diagnostics(cfg: RunConfig, run_dir: Path, num_classes: int) -> list[Diagnostics]:
+    """Lecture 6's babysitting diagnostics, stored beside the metrics (off with diagnostics_every=0)."""
+    if not cfg.trainer.diagnostics_every:
+        return []
+
+    def persist(rows, histograms) -> None:
+        write_rows(run_dir / "diagnostics.csv", rows)
+        if histograms is not None:
+            write_json(run_dir / "activations.json", histograms)
+    return [Diagnostics(cfg.model.activation, num_classes, cfg.trainer.diagnostics_every, persist)]
 
 
 def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
@@ -131,6 +144,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     start = time.perf_counter()
     module: ImageClassifier | None = None
     trainer: L.Trainer | None = None
+    diagnostics: list[Diagnostics] = []
     try:
         weights = pretrained_weights(cfg, results_dir)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
@@ -139,9 +153,11 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
         # Weight averaging and snapshots are callbacks, present only when their config asks for them.
         technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]
+        diagnostics = _diagnostics(cfg, run_dir, datamodule.num_classes)
         procedure = PROCEDURES.get(cfg.trainer.procedure)
         trainer = make_trainer(cfg, run_dir, loggers,
-                               [_MetricsWriter(run_dir / "metrics.csv"), *technique, *callbacks], **procedure.trainer)
+                               [_MetricsWriter(run_dir / "metrics.csv"), *technique, *diagnostics, *callbacks],
+                               **procedure.trainer)
         summary["status"] = procedure.run(Context(cfg, module, datamodule, trainer, run_dir, summary, writer,
                                                   technique))
     except ConfigError:
@@ -153,6 +169,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
             if module.history and writer:
                 write_rows(run_dir / "metrics.csv", module.history)
             summary.update(_summarize(module, summary["status"]))
+        for d in diagnostics:
+            summary.update(d.summary())
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished

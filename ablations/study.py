@@ -176,7 +176,7 @@ class Study:
     fixed_seeds: bool = False       # the seed count is part of the design (a search budget): --seeds leaves it
     samples: int = 0                                        # trials in modes "random", "grid_vs_random"
     question: str = ""                                      # the study file's docstring
-    verdict: Any = None   # Better, BestOf, EnsembleGain, Interaction or ablations.rules: the rule that turns runs into a verdict
+    verdict: Any = None   # Better, BestOf, EnsembleGain, Interaction or ablations.rules (AllOf, Holds, LrRange): the rule that turns runs into a verdict
     tuned: tuple[str, ...] = ()     # keys being tuned: the report warns when the best sits at a range edge
     then: Callable[[Any], "Study"] | None = None            # this stage's runs table -> the next stage
 

@@ -31,25 +31,43 @@ class Maxout(nn.Module):
         return f"k={self.k}"
 
 
+Predicate = Callable[[torch.Tensor], torch.Tensor]   # outputs -> bool tensor of the same shape
+
+
 @dataclass(frozen=True)
 class ActSpec:
     make: Callable[[], nn.Module]
     gain: float          # std multiplier that keeps activations' scale (nn.init.calculate_gain)
     width_factor: int = 1  # how many outputs per unit the preceding layer must produce (maxout: k)
+    # Diagnostics (lit_modules/diagnostics.py), on outputs: `dead` marks outputs whose local gradient is
+    # exactly zero (a unit is dead when it holds for every probe example); `saturated` marks outputs on a
+    # flat asymptote.  None: the nonlinearity has no such regime (or none worth counting).
+    dead: Predicate | None = None
+    saturated: Predicate | None = None
+
+
+SATURATION_MARGIN = 0.01   # "on the asymptote": within this distance of it (tanh: |y| > 0.99, slope < 0.02)
+
+
+def _near(*asymptotes: float) -> Predicate:
+    return lambda y: torch.stack([(y - a).abs() < SATURATION_MARGIN for a in asymptotes]).any(0)
+
+
+_SELU_FLOOR = -1.0507009873554805 * 1.6732632423543772   # selu's negative asymptote, -scale * alpha
 
 
 _relu_gain = nn.init.calculate_gain("relu")
 ACTIVATIONS: Registry[ActSpec] = Registry("activation", {
-    "sigmoid": ActSpec(nn.Sigmoid, nn.init.calculate_gain("sigmoid")),
-    "tanh": ActSpec(nn.Tanh, nn.init.calculate_gain("tanh")),
-    "relu": ActSpec(nn.ReLU, _relu_gain),
+    "sigmoid": ActSpec(nn.Sigmoid, nn.init.calculate_gain("sigmoid"), saturated=_near(0.0, 1.0)),
+    "tanh": ActSpec(nn.Tanh, nn.init.calculate_gain("tanh"), saturated=_near(-1.0, 1.0)),
+    "relu": ActSpec(nn.ReLU, _relu_gain, dead=lambda y: y <= 0),
     "leaky_relu": ActSpec(lambda: nn.LeakyReLU(0.01), nn.init.calculate_gain("leaky_relu", 0.01)),
     # PReLU's slope starts at 0.25 and is learned (He et al. 2015 derive the gain for that start).
     "prelu": ActSpec(lambda: nn.PReLU(init=0.25), nn.init.calculate_gain("leaky_relu", 0.25)),
-    "elu": ActSpec(nn.ELU, _relu_gain),
+    "elu": ActSpec(nn.ELU, _relu_gain, saturated=_near(-1.0)),
     # SELU is self-normalizing with unit-gain (LeCun) init; torch's 3/4 gain targets dropout-free nets
     # with other inits, so we use 1.
-    "selu": ActSpec(nn.SELU, 1.0),
+    "selu": ActSpec(nn.SELU, 1.0, saturated=_near(_SELU_FLOOR)),
     "maxout": ActSpec(lambda: Maxout(2), 1.0, width_factor=2),
     "gelu": ActSpec(nn.GELU, _relu_gain),
     "silu": ActSpec(nn.SiLU, _relu_gain),

@@ -12,14 +12,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import babysitting_figures, ensembles, transfer_figures
+from . import babysitting_figures, diagnostics, ensembles, transfer_figures
 from .figures import FIGURES, StudyData
 from .search import edge_warnings  # also registers the search figures
 from .stats import bootstrap_ci, paired_difference
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
-REGISTERING = (ensembles, babysitting_figures, transfer_figures)   # modules imported for their entries in TABLES, FIGURES, RULES
+# Imported for the entries they register in TABLES, FIGURES and RULES.
+REGISTERING = (ensembles, babysitting_figures, transfer_figures, diagnostics)
 
 
 def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:

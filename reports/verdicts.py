@@ -23,6 +23,8 @@ RULES: Registry[Callable[[dict[str, Any], pd.DataFrame], tuple[str, str]]] = Reg
 @RULES.register("better")
 def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     metric, sign = rule["metric"], 1.0 if rule["higher_is_better"] else -1.0
+    if metric not in runs:   # e.g. a diagnostic metric of runs trained with diagnostics off
+        return "inconclusive at this scale", f"no run has {metric}"
     values = {v: dict(zip(part.seed, part[metric])) for v, part in runs.groupby("variant")}
     if rule["variant"] not in values:
         return "inconclusive at this scale", f"no runs of {rule['variant']}"

@@ -2,14 +2,15 @@
 from lit_modules import Registry
 
 from ..study import Study
-from . import (activations, augmentation, babysitting, batchnorm, batchnorm_lr, ensembles, initializers, landscapes,
-               optimizers, preprocessing, regularization, schedules, search, transfer)
+from . import (activations, augmentation, babysitting, batchnorm, batchnorm_lr, ensembles, init_depth, initializers,
+               landscapes, optimizers, preprocessing, regularization, schedules, search, transfer)
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
     initializers.STUDY,
     batchnorm_lr.STUDY,
     optimizers.STUDY,
+    init_depth.STUDY,
     search.STUDY,
     ensembles.STUDY,
     babysitting.STUDY,

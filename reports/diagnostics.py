@@ -1,0 +1,185 @@
+"""Figures of the babysitting diagnostics each run stores (lit_modules/diagnostics.py).
+
+Reads `runs/<id>/diagnostics.csv` (step, epoch, layer, depth, metric, value) and `activations.json`
+(per-layer histograms at step 0 and at the end).  Each figure returns None where the study's runs have
+no such files or where it would show nothing (histograms: studies whose variants share one network).
+Large grids show at most MAX_VARIANTS variants: those of the shallowest depth, in study order.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .figures import FIGURES, StudyData
+
+MAX_VARIANTS = 12
+MAX_LAYERS = 6           # histogram columns: evenly spaced by depth, first and last included
+RULE_OF_THUMB = 1e-3     # the lecture's update/weight ratio
+
+
+def _stamp(path: Path) -> int | None:
+    """Modification time: the caches below key on it, so a file rewritten by a later run is read again."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read_rows(path: Path) -> pd.DataFrame | None:
+    return _rows(path, _stamp(path))
+
+
+def _read_histograms(path: Path) -> dict | None:
+    return _histograms(path, _stamp(path))
+
+
+@lru_cache(maxsize=4096)   # every figure of a study reads the same files
+def _rows(path: Path, stamp: int | None) -> pd.DataFrame | None:
+    if stamp is None:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        warnings.warn(f"skipping unreadable {path}: {e}")
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _histograms(path: Path, stamp: int | None) -> dict | None:
+    if stamp is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        warnings.warn(f"skipping unreadable {path}: {e}")
+        return None
+
+
+def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.DataFrame:
+    """Long form over `members` (run_id, variant, seed): their diagnostics rows, empty if none."""
+    frames = []
+    for m in members[["run_id", "variant", "seed"]].drop_duplicates().itertuples():
+        rows = _read_rows(Path(results_dir) / "runs" / m.run_id / "diagnostics.csv")
+        if rows is not None and not rows.empty:
+            frames.append(rows.assign(run_id=m.run_id, variant=m.variant, seed=m.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Study-ordered variants that have diagnostics; if more than MAX_VARIANTS, those with the fewest
+    layers (one depth of a depth grid), at most MAX_VARIANTS of them."""
+    order = [v for v in dict.fromkeys(members.variant) if v in set(table.variant)]
+    if len(order) <= MAX_VARIANTS:
+        return order
+    layers = table.groupby("variant").depth.max()
+    return [v for v in order if layers[v] == layers[order].min()][:MAX_VARIANTS]
+
+
+def _members(data: StudyData) -> pd.DataFrame:
+    return data.members if data.results_dir is not None else data.members.iloc[:0]
+
+
+def activation_histograms(data: StudyData) -> plt.Figure | None:
+    """The lecture's per-layer activation histograms: rows = variants (lowest seed), cols = layers;
+    filled at step 0, outlined at the end of training; each panel notes the step-0 std."""
+    members = _members(data).sort_values("seed")
+    model = [c for c in members.columns if c.startswith("config.model.")]
+    if len(members[model].astype(str).drop_duplicates()) < 2:
+        return None   # the study varies only training (optimizer, rates): every variant starts alike
+    firsts = {}
+    for m in members.drop_duplicates("variant").itertuples():
+        hist = _read_histograms(Path(data.results_dir) / "runs" / m.run_id / "activations.json")
+        if hist and hist.get("snapshots") and hist["snapshots"][0]["layers"]:
+            firsts[m.variant] = hist["snapshots"]
+    if not firsts:
+        return None
+    depths = pd.DataFrame([{"variant": v, "depth": len(s[0]["layers"])} for v, s in firsts.items()])
+    variants = _variants(members[members.variant.isin(firsts)], depths)
+    cols = max(len(firsts[v][0]["layers"]) for v in variants)
+    picks = sorted({round(i) for i in np.linspace(0, cols - 1, min(cols, MAX_LAYERS))})
+    fig, axes = plt.subplots(len(variants), len(picks), squeeze=False,
+                             figsize=(2.2 * len(picks) + 1.5, 1.3 * len(variants) + 1))
+    for r, variant in enumerate(variants):
+        snapshots = firsts[variant]
+        for c, index in enumerate(picks):
+            ax = axes[r][c]
+            for snap, style in ((snapshots[0], {"fill": True, "alpha": 0.6}), (snapshots[-1], {"lw": 1})):
+                if index < len(snap["layers"]) and (snap is snapshots[0] or len(snapshots) > 1):
+                    layer = snap["layers"][index]
+                    counts = np.asarray(layer["counts"], float)
+                    ax.stairs(counts / max(counts.sum(), 1), layer["edges"], color="C0", **style)
+            if index < len(snapshots[0]["layers"]):
+                ax.set_title(f"layer {index + 1}", fontsize="small")
+            ax.tick_params(labelsize="x-small")
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(variant.replace(",", "\n"), fontsize="x-small", rotation=0, ha="right", va="center")
+    fig.suptitle(f"{data.study}: activations per layer (filled: step 0, outline: end of training)")
+    fig.tight_layout()
+    return fig
+
+
+def update_ratio(data: StudyData) -> plt.Figure | None:
+    """Update/weight ratios over training for the first, middle and last weight layer, log y, with the
+    lecture's 1e-3: lr*|grad|/|weight| (its formula) and |dw|/|w| (the step the optimizer really took)."""
+    table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
+    kinds = {"update_ratio": "lr |grad| / |weight|", "step_ratio": "|dw| / |weight| (step taken)"}
+    if table.empty or not set(kinds) & set(table.metric):
+        return None
+    part = table[table.metric.isin(list(kinds)) & table.variant.isin(_variants(data.members, table))].copy()
+    part = part[np.isfinite(part.value) & (part.value > 0)]
+    if part.empty:
+        return None
+    last = part.groupby("run_id").depth.transform("max")
+    part["position"] = np.select([part.depth == 1, part.depth == last, part.depth == (last + 1) // 2],
+                                 ["first layer", "head", "middle layer"], "")
+    part = part[part.position != ""]
+    part["ratio"] = part.metric.map(kinds)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in set(part.variant)]
+    grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
+                       errorbar=None, hue_order=order,
+                       col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
+                       row_order=[kinds[k] for k in kinds if kinds[k] in set(part.ratio)],
+                       height=3.2, aspect=1.2, facet_kws={"sharey": True})
+    grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
+    grid.set_titles("{row_name}, {col_name}")
+    grid.set_axis_labels("epoch", "ratio")
+    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02)
+    return grid.figure
+
+
+def dead_units(data: StudyData) -> plt.Figure | None:
+    """Mean over layers of the dead-unit (ReLU) and saturated-output (tanh, sigmoid) fractions."""
+    table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
+    if table.empty:
+        return None
+    shown = table.variant.isin(_variants(data.members, table))
+    part = table[table.metric.isin(["dead_frac", "saturated_frac"]) & shown]
+    if part.empty or not (part.value.fillna(0) > 0).any():
+        return None
+    per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()
+    labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
+    per_step["panel"] = per_step.metric.map(labels)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
+    grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, col="panel", kind="line",
+                       errorbar=None, height=3.8, aspect=1.3,
+                       col_order=[labels[m] for m in labels if m in set(per_step.metric)])
+    grid.set(ylim=(-0.02, 1.02))
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("epoch", "fraction, mean over layers")
+    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03)
+    return grid.figure
+
+
+FIGURES.add("activation_hist", activation_histograms)
+FIGURES.add("update_ratio", update_ratio)
+FIGURES.add("dead_units", dead_units)
