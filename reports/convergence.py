@@ -27,8 +27,7 @@ def time_to_accuracy_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     that got there, and how many seeds got there (a mean over the fast seeds alone would flatter)."""
     data = runs[runs.study == study]
     rows = []
-    for v in _order(data):
-        part = data[data.variant == v]
+    for v, part in data.groupby("variant", sort=False):
         row = {"variant": v, "n": len(part)}
         for f in FRACTIONS:
             row[f"epochs_to_{f}"] = float(part[f"epochs_to_{f}"].mean())
@@ -44,8 +43,7 @@ def gap_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     data = runs[runs.study == study].assign(acc_gap=lambda d: d.train_acc - d.final_val_acc,
                                             loss_gap=lambda d: d.val_loss - d.train_loss)
     rows = []
-    for v in _order(data):
-        part = data[data.variant == v]
+    for v, part in data.groupby("variant", sort=False):
         rows.append({"variant": v, "n": int(part.acc_gap.notna().sum()), "acc_gap": float(part.acc_gap.mean()),
                      "acc_gap_std": float(part.acc_gap.std()), "loss_gap": float(part.loss_gap.mean()),
                      "loss_gap_std": float(part.loss_gap.std())})
@@ -87,7 +85,8 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
         _seeds_and_means(left, runs, order, f"epochs_to_{f}", color, f"{f}% of best", (i - 1) * 0.22)
     _variant_axis(left, order)
     left.set(xlabel="epochs (count)", title=f"{data.study}: epochs to reach x% of the best val accuracy")
-    left.legend(loc="lower right", fontsize="small", title="target")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=3,
+                fontsize="small", title="target (seeds as dots, mean as a tick)")
 
     members = runs[runs.status == "completed"][["run_id", "variant"]]
     curves = data.history[data.history.run_id.isin(members.run_id) & data.history.metric.isin(["val/acc", "time_s"])]
@@ -103,7 +102,7 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     if not math.isnan(best):
         right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of best")
     right.set(xlabel="wall-clock time (s)", ylabel="val accuracy (mean over seeds)",
-              title=f"{data.study}: val accuracy vs time" + (" (12 fastest)" if len(shown) < len(order) else ""))
+              title=f"{data.study}: val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if len(shown) == 12 < len(order) else ""))
     right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
     fig.tight_layout()
     return fig
@@ -124,7 +123,7 @@ def generalization_gap(data: StudyData) -> plt.Figure | None:
         _seeds_and_means(ax, runs, order, column, color, "mean over seeds")
         ax.axvline(0, color="grey", lw=1)
         ax.set(xlabel=label, title=f"{data.study}: {column.replace('_', ' ')} (> 0: overfitting)")
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), fontsize="small")
     _variant_axis(axes[0], order)
     fig.tight_layout()
     return fig

@@ -17,13 +17,13 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
-import wandb_workspaces.reports.v2 as wr
-from wandb_workspaces import expr
-
 from ablations.tracking import _has_credentials
+
+if TYPE_CHECKING:
+    import wandb_workspaces.reports.v2 as wr
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -40,6 +40,9 @@ def _group_key(axis: str, runs_config: set[str]) -> str | None:
 
 def study_section(manifest: dict[str, Any], config_keys: set[str]) -> list[Any]:
     """Heading, question and claim, and a panel grid over the W&B runs tagged with this study."""
+    import wandb_workspaces.reports.v2 as wr   # here: it imports wandb (~1 s), which run_all need not pay
+    from wandb_workspaces import expr
+
     study = manifest["name"]
     keys = [(axis, _group_key(axis, config_keys)) for axis in manifest.get("axes", [])]
     runset = wr.Runset(name=study, filters=[expr.Tags().isin([study])],
@@ -57,7 +60,7 @@ def study_section(manifest: dict[str, Any], config_keys: set[str]) -> list[Any]:
             metrics=[wr.SummaryMetric("val/acc"), wr.SummaryMetric("train/acc")], groupby=group,
             groupby_aggfunc="mean", groupby_rangefunc="stderr", title_x="accuracy", layout=wr.Layout(x=12, **layout)))
     if len(keys) == 2 and all(k for _, k in keys):
-        panels.append(wr.ParallelCoordinatesPlot(
+        panels.append(_flat_parallel_coordinates()(
             title=f"{study}: {' x '.join(a for a, _ in keys)}",
             columns=[wr.ParallelCoordinatesPlotColumn(metric=wr.Config(a)) for a, _ in keys]
             + [wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric("val/acc"))],
@@ -66,10 +69,27 @@ def study_section(manifest: dict[str, Any], config_keys: set[str]) -> list[Any]:
             wr.PanelGrid(runsets=[runset], panels=panels)]
 
 
+def _flat_parallel_coordinates():
+    """ParallelCoordinatesPlot whose config columns address flat dotted keys: wandb-workspaces writes
+    Config("optim.lr") as `config:optim.value.lr` (a nested dict), but our runs log `optim.lr` as one key,
+    which W&B stores as `optim.lr.value`."""
+    import wandb_workspaces.reports.v2 as wr
+
+    class FlatParallelCoordinatesPlot(wr.ParallelCoordinatesPlot):
+        def _to_model(self):
+            model = super()._to_model()
+            for column, spec in zip(model.config.columns, self.columns):
+                if isinstance(spec.metric, wr.Config):
+                    column.accessor = f"config:{spec.metric.name}.value"
+            return model
+    return FlatParallelCoordinatesPlot
+
+
 def build_report(manifests: Sequence[dict[str, Any]], config_keys: set[str], project: str = "cs231n-ablations",
                  entity: str = "", title: str = "cs231n-ablations: CS231n lectures 6-7 ablations") -> wr.Report:
     """The report object, built offline.  `config_keys` are the flattened config keys of the runs
     (the runs table's `config.*` columns without the prefix): axes that are config keys group by them."""
+    import wandb_workspaces.reports.v2 as wr
     blocks: list[Any] = [wr.TableOfContents()]
     for manifest in manifests:
         blocks += study_section(manifest, config_keys)
