@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # files only: reports are rebuilt on servers and in CI wi
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -55,13 +56,14 @@ class StudyData:
 FIGURES: Registry[Callable[[StudyData], "plt.Figure | None"]] = Registry("figure")
 
 
-def mean_ci(values: pd.DataFrame, by: list[str], column: str = "value", level: float = 0.95) -> pd.DataFrame:
-    """Mean and Student-t interval over seeds per group (columns mean, low, high, n): one vectorized
-    pass, where seaborn's errorbar=("ci", 95) bootstraps every point of every curve (seconds per figure)."""
+def mean_ci(values: pd.DataFrame, by: list[str], column: str = "value", level: float | None = 0.95) -> pd.DataFrame:
+    """Mean and Student-t interval over seeds per group (columns mean, low, high, n), or with level=None
+    mean +- one standard error.  One vectorized pass, where seaborn's errorbar=("ci", 95) bootstraps
+    every point of every curve (seconds per figure)."""
     agg = values.groupby(by, sort=False)[column].agg(["mean", "std", "count"])
     n = agg["count"].to_numpy(float)
-    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)), 0.0) * agg["std"].fillna(0) / np.sqrt(
-        np.maximum(n, 1))
+    scale = 1.0 if level is None else np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)), 0.0)
+    half = scale * agg["std"].fillna(0) / np.sqrt(np.maximum(n, 1))
     return agg.assign(low=agg["mean"] - half, high=agg["mean"] + half, n=agg["count"])[["mean", "low", "high", "n"]]
 
 
@@ -75,12 +77,12 @@ def _legend_columns(n: int) -> int:
 
 
 def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> plt.Figure:
-    """Train (dashed) and val (solid) loss and accuracy per epoch: mean and 95% t-interval over seeds.
-    One collection per split and panel, not an artist per curve: a 190-variant study draws in a second."""
+    """Train (dashed) and val (solid) loss and accuracy per epoch: mean over seeds, band +- one standard
+    error (a 95% t-interval over 2-3 seeds is wider than the axis).  One collection per split and panel, not an artist per curve: a 190-variant study draws in a second."""
     members = runs[runs.study == study][["run_id", "variant"]]
     order = list(dict.fromkeys(members.variant))
     data = history[history.metric.isin(["train/loss", "val/loss", "train/acc", "val/acc"])].merge(members, on="run_id")
-    points = mean_ci(data, ["variant", "metric", "epoch"]).sort_index().reset_index()
+    points = mean_ci(data, ["variant", "metric", "epoch"], level=None).sort_index().reset_index()
     colors = variant_colors(order)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for ax, quantity, label in zip(axes, ["loss", "acc"], ["cross-entropy loss", "accuracy"]):
@@ -99,7 +101,8 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> pl
         ax.set(xlabel="epoch", ylabel=label, title=f"{study}: {label}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_yscale("log")  # diverged runs reach 10x the others: only a log axis shows both
-    handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train")]
+    handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
+               Patch(color="black", alpha=0.12, label="mean +- 1 SE over seeds")]
     handles += [Line2D([], [], color=colors[v], lw=2, label=v) for v in order]
     fig.tight_layout()
     if len(handles) <= 24:
@@ -119,7 +122,8 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     colors = variant_colors(order)
     pos = data.variant.map({v: i for i, v in enumerate(order)})
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(data))
-    ax.scatter(data[metric], pos + jitter, s=14, alpha=0.6, c=[colors[v] for v in data.variant], linewidths=0)
+    ax.scatter(data[metric], pos + jitter, s=22, alpha=0.7, c=[colors[v] for v in data.variant], linewidths=0,
+               zorder=3, label="one seed")
     cis = [bootstrap_ci(data.loc[data.variant == v, metric]) for v in order]
     means = np.array([c.mean for c in cis])
     err = np.array([[c.mean - c.low for c in cis], [c.high - c.mean for c in cis]])
@@ -130,7 +134,8 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     ax.set_ylim(len(order) - 0.5, -0.5)
     name = metric.replace("_", " ")
     ax.set(ylabel="", xlabel=f"{name} (fraction)", title=f"{study}: {name} per variant")
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.5 / max(3.5, 0.22 * len(order) + 1.5)), ncol=3,
+              fontsize="small")   # under the axes: never over a variant's points
     fig.tight_layout()
     return fig
 

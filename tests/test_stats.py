@@ -126,3 +126,5 @@ def test_mean_ci_is_the_student_t_interval():
     # mean 2, sd 1, n 3: t(0.975, 2) = 4.3027 -> half-width 4.3027 / sqrt(3)
     assert ci.loc["a", "mean"] == 2.0 and ci.loc["a", "high"] - 2.0 == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert ci.loc["b", "low"] == ci.loc["b", "high"] == 5.0 and ci.loc["b", "n"] == 1
+    se = mean_ci(data, ["g"], level=None)          # +- one standard error: sd / sqrt(n)
+    assert se.loc["a", "low"] == pytest.approx(2 - 1 / math.sqrt(3)) and se.loc["b", "high"] == 5.0
