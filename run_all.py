@@ -30,6 +30,7 @@ from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS,
 from lit_modules import POOLS, TRANSFER_MODES
 from reports import runs_table, study_summary
 from reports.build import build
+from reports.wandb_report import PublishError
 
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wandb-project", default="cs231n-ablations")
     p.add_argument("--dry-run", action="store_true", help="print the runs and their status; train nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild the reports from stored results")
+    p.add_argument("--publish", action="store_true", help="also save the W&B report to W&B (needs credentials)")
     p.add_argument("--list", action="store_true", help="list studies and every registry's options")
     p.add_argument("--json", action="store_true", help="with --list: machine-readable output")
     return p.parse_args(argv)
@@ -82,7 +84,7 @@ def print_listing(as_json: bool) -> None:
         print(f"{kind}: {', '.join(names)}")
 
 
-def report(results_dir: Path) -> None:
+def report(results_dir: Path, publish: bool = False, project: str = "cs231n-ablations") -> None:
     """Print the per-study table and write the report folder (CSV tables, figures, index)."""
     runs = runs_table(results_dir)
     if runs.empty:
@@ -90,7 +92,7 @@ def report(results_dir: Path) -> None:
         return
     with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
         print(study_summary(runs).round(4).to_string(index=False))
-    print(f"report: {build(results_dir) / 'index.html'}")
+    print(f"report: {build(results_dir, publish=publish, wandb_project=project) / 'index.html'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = Path(args.results_dir)
     if args.report_only:
-        report(results)
+        try:
+            report(results, args.publish, args.wandb_project)
+        except PublishError as e:
+            print(f"error: W&B report not published: {e}", file=sys.stderr)
+            return 2
         return 0
     try:
         studies = [STUDIES.get(name) for name in (args.study or STUDIES.names())]
@@ -138,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             print(note, file=sys.stderr)
     if args.dry_run:
         return 0
-    report(results)
+    try:
+        report(results, args.publish, args.wandb_project)
+    except PublishError as e:
+        print(f"error: W&B report not published: {e}", file=sys.stderr)
+        return 2
     return 1 if counts["failed"] else 0
 
 

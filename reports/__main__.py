@@ -1,4 +1,4 @@
-"""python -m reports --results-dir results [--out DIR]: rebuild the report from stored results only."""
+"""python -m reports --results-dir results [--out DIR] [--publish]: rebuild the report from stored results only."""
 import argparse
 import sys
 
@@ -8,9 +8,20 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--out", default=None, help="report folder (default: <results-dir>/report)")
+    parser.add_argument("--workers", type=int, default=None, help="processes drawing figures (default: CPU cores)")
+    parser.add_argument("--publish", action="store_true",
+                        help="also save the W&B report to W&B (needs credentials and network)")
+    parser.add_argument("--wandb-project", default="cs231n-ablations")
     args = parser.parse_args()
+    from .wandb_report import PublishError
     try:
-        print(f"report written to {build(args.results_dir, args.out)}")
+        out = build(args.results_dir, args.out, workers=args.workers, publish=args.publish,
+                    wandb_project=args.wandb_project)
+        print(f"report written to {out}")
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except PublishError as e:
+        print(f"report written to {args.out or args.results_dir + '/report'}, W&B report not published: {e}",
+              file=sys.stderr)
         sys.exit(2)

@@ -6,10 +6,12 @@ Missing, partial or corrupt files are reported and skipped.
 """
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lit_modules import Registry
@@ -51,8 +53,8 @@ def runs_table(results_dir: str | Path) -> pd.DataFrame:
                    "run_id": member["run_id"], "status": (summary or {}).get("status", "missing")}
             row.update({f"axis.{k}": v for k, v in member.get("axes", {}).items()})
             row.update(_flatten(config or {}, "config."))
-            row.update({k: v for k, v in (summary or {}).items()
-                        if k not in ("run_id", "status", "seed", "traceback", "versions")})
+            row.update(_flatten({k: v for k, v in (summary or {}).items()        # versions -> versions.torch, ...
+                                 if k not in ("run_id", "status", "seed", "traceback")}))
             rows.append(row)
     table = pd.DataFrame(rows)
     # Failed and diverged runs store null metrics: keep them as NaN floats, never as objects or zeros.
@@ -63,20 +65,43 @@ def runs_table(results_dir: str | Path) -> pd.DataFrame:
 
 
 def history_table(results_dir: str | Path, run_ids) -> pd.DataFrame:
-    frames = []
+    # The csv module, and one DataFrame per distinct header: a pandas read_csv and melt per file cost
+    # ~15 ms each, 15 s for a 1,000-run report (benchmarks/report_speed.py).
+    groups: dict[tuple[str, ...], tuple[list[str], list[list[str]]]] = {}
     for rid in sorted(set(run_ids)):
         path = Path(results_dir) / "runs" / rid / "metrics.csv"
         if not path.exists():
             continue
         try:
-            wide = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            with open(path, newline="") as f:
+                header, *rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as e:
             warnings.warn(f"skipping unreadable {path}: {e}")
             continue
-        long = wide.melt(id_vars="epoch", var_name="metric", value_name="value")
-        frames.append(long.assign(run_id=rid)[["run_id", "epoch", "metric", "value"]])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["run_id", "epoch", "metric", "value"])
+        if "epoch" not in header:
+            warnings.warn(f"skipping unreadable {path}: no epoch column")
+            continue
+        ids, values = groups.setdefault(tuple(header), ([], []))
+        width = len(header)
+        for row in rows:   # a row cut short by a crash: the missing values are NaN, as read_csv makes them
+            ids.append(rid)
+            values.append((row + ["nan"] * width)[:width])
+    frames = []
+    for header, (ids, values) in groups.items():
+        if not values:
+            continue
+        try:    # numpy parses the numeric strings at C speed; anything odd goes through pandas
+            wide = pd.DataFrame(np.array(values, dtype=float), columns=list(header))
+        except ValueError:
+            wide = pd.DataFrame(values, columns=list(header)).apply(pd.to_numeric, errors="coerce")
+        wide.insert(0, "run_id", ids)
+        frames.append(wide.melt(id_vars=["run_id", "epoch"], var_name="metric", value_name="value"))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "epoch", "metric", "value"])
+    # Per run, metric by metric and epoch by epoch: the order the per-file melt gave.
+    long = pd.concat(frames, ignore_index=True).sort_values("run_id", kind="stable", ignore_index=True)
+    long["epoch"] = long["epoch"].astype("int64") if long["epoch"].notna().all() else long["epoch"]
+    return long[["run_id", "epoch", "metric", "value"]]
 
 
 def study_summary(runs: pd.DataFrame) -> pd.DataFrame:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from lit_modules import Registry
 
-from .stats import paired_difference, time_to_threshold
+from .stats import paired_difference
 
 RULES: Registry[Callable[[dict[str, Any], pd.DataFrame], tuple[str, str]]] = Registry("verdict rule")
 
@@ -126,32 +125,34 @@ def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) 
 
 
 def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per run: area under the val-loss curve, epochs and seconds to 90/95/99% of its study's best
-    val accuracy (NaN when never reached), and the train-val gap `gap`."""
-    wide = history.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
-    per_run = {rid: g.sort_values("epoch") for rid, g in wide.groupby("run_id")}
-    best = runs.groupby("study").best_val_acc.max()
+    """Per run: area under the val-loss curve, and epochs and seconds to 90/95/99% of its study's best
+    val accuracy (NaN when never reached), and the train-val gap `gap`.  Vectorized over all runs at once (a loop over runs cost
+    ~3 s for 1,000 runs); the same numbers as stats.area_under_curve and stats.time_to_threshold."""
     out = runs.copy()
-    auc, reach = [], {f: ([], []) for f in (90, 95, 99)}
-    for _, row in runs.iterrows():
-        curve = per_run.get(row.run_id)
-        ok = curve is not None and "val/loss" in curve and row.status == "completed"
-        e = curve.epoch.to_numpy(float) if ok else np.array([])
-        vl = curve["val/loss"].to_numpy(float) if ok else np.array([])
-        auc.append(float(np.sum((vl[1:] + vl[:-1]) / 2 * np.diff(e))) if len(e) > 1 else math.nan)
-        for f, (epochs, seconds) in reach.items():
-            target = f / 100 * best.get(row.study, math.nan)
-            epochs.append(time_to_threshold(e, curve["val/acc"], target) if ok else math.nan)
-            seconds.append(time_to_threshold(curve["time_s"], curve["val/acc"], target) if ok else math.nan)
-    out["val_loss_auc"] = auc
+    needed = ["val/loss", "val/acc", "time_s"]
+    curves = history[history.metric.isin(needed)]
+    wide = curves.pivot_table(index=["run_id", "epoch"], columns="metric", values="value", dropna=False)
+    wide = wide.reindex(columns=needed).reset_index().sort_values(["run_id", "epoch"], kind="stable")
+    # One row per (study row, epoch): a run serving two studies is measured against each study's best.
+    done = runs.loc[runs.status == "completed", ["study", "run_id"]].reset_index(names="row")
+    best = runs.groupby("study").best_val_acc.max()
+    rows = done.merge(wide, on="run_id")
+    by_row = rows.groupby("row", sort=False)
+    area = (rows["val/loss"] + by_row["val/loss"].shift()) / 2 * by_row["epoch"].diff()
+    auc = area.groupby(rows.row).sum()
+    bad = rows["val/loss"].isna().groupby(rows.row).any() | (by_row.size() < 2)
+    out["val_loss_auc"] = auc.mask(bad).reindex(runs.index)
+    for f in (90, 95, 99):
+        target = rows.study.map(best) * (f / 100)
+        first = rows[rows["val/acc"] >= target].groupby("row").first()
+        out[f"epochs_to_{f}"] = first.epoch.astype(float).reindex(runs.index)
+        out[f"seconds_to_{f}"] = first.time_s.reindex(runs.index)
     # The generalization gap of the final model: accuracy on the clean training set (eval mode, no
     # augmentation or mixing) minus final val accuracy; runs stored without it fall back to the
     # training-mode accuracy, which regularizers that add noise in training push down.
     nan = pd.Series(math.nan, index=out.index)
     train = out.get("clean_train_acc", nan).fillna(out.get("train_acc", nan))
     out["gap"] = train - out.get("final_val_acc", nan)
-    for f, (epochs, seconds) in reach.items():
-        out[f"epochs_to_{f}"], out[f"seconds_to_{f}"] = epochs, seconds
     return out
 
 

@@ -74,3 +74,57 @@ def test_a_verdict_naming_an_unknown_variant_fails_at_plan_time():
     study = Study("s", "c", {"model.activation": ["relu", "tanh"]}, verdict=Better("activation=gelu", ("baseline",)))
     with pytest.raises(ConfigError, match="activation=gelu.*activation=tanh"):
         plan([study], seeds=1)
+
+
+def _curves(spec):
+    """runs and history tables for study "s" from {run_id: (variant, seed, val_acc list, time_s list)}."""
+    import pandas as pd
+    runs, hist = [], []
+    for rid, (variant, seed, acc, secs) in spec.items():
+        runs.append({"study": "s", "variant": variant, "seed": seed, "run_id": rid, "status": "completed",
+                     "best_val_acc": max(acc)})
+        for e, (a, t) in enumerate(zip(acc, secs), start=1):
+            hist += [{"run_id": rid, "epoch": e, "metric": "val/acc", "value": a},
+                     {"run_id": rid, "epoch": e, "metric": "val/loss", "value": 1.0 / e},
+                     {"run_id": rid, "epoch": e, "metric": "time_s", "value": t}]
+    return pd.DataFrame(runs), pd.DataFrame(hist)
+
+
+def test_time_to_accuracy_table_known_answer():
+    from reports.convergence import time_to_accuracy_table
+    from reports.verdicts import add_convergence
+    runs, history = _curves({"r1": ("fast", 0, [0.5, 0.9, 1.0], [1, 2, 3]),
+                             "r2": ("fast", 1, [0.92, 0.96, 0.99], [5, 6, 7]),
+                             "r3": ("slow", 0, [0.1, 0.2, 0.91], [10, 20, 30])})
+    runs = add_convergence(runs, history)          # the study's best val accuracy is 1.0
+    assert list(runs.epochs_to_90) == [2, 1, 3] and list(runs.seconds_to_90) == [2, 5, 30]
+    assert runs.val_loss_auc.iloc[0] == pytest.approx(area_under_curve([1, 2, 3], [1, 0.5, 1 / 3]))
+    table = time_to_accuracy_table(runs, "s").set_index("variant")
+    assert table.loc["fast", "epochs_to_90"] == 1.5 and table.loc["fast", "seconds_to_90"] == 3.5
+    assert table.loc["fast", "reached_99"] == 2 and table.loc["fast", "epochs_to_99"] == 3.0   # 0.99 >= 0.99
+    assert table.loc["slow", "reached_95"] == 0 and math.isnan(table.loc["slow", "seconds_to_95"])
+    assert list(table.n) == [2, 1]
+
+
+def test_gap_table_known_answer():
+    import pandas as pd
+    from reports.convergence import gap_table
+    runs = pd.DataFrame({"study": "s", "variant": ["a", "a", "b"], "seed": [0, 1, 0],
+                         "train_acc": [1.0, 0.9, 0.8], "final_val_acc": [0.9, 0.9, 0.85],
+                         "train_loss": [0.1, 0.2, 0.5], "val_loss": [0.4, 0.3, 0.4]})
+    table = gap_table(runs, "s").set_index("variant")
+    assert table.loc["a", "acc_gap"] == pytest.approx(0.05) and table.loc["a", "loss_gap"] == pytest.approx(0.2)
+    assert table.loc["a", "acc_gap_std"] == pytest.approx(math.sqrt(0.005))
+    assert table.loc["b", "acc_gap"] == pytest.approx(-0.05) and table.loc["b", "loss_gap"] == pytest.approx(-0.1)
+
+
+def test_mean_ci_is_the_student_t_interval():
+    import pandas as pd
+    from reports.figures import mean_ci
+    data = pd.DataFrame({"g": ["a"] * 3 + ["b"], "value": [1.0, 2.0, 3.0, 5.0]})
+    ci = mean_ci(data, ["g"])
+    # mean 2, sd 1, n 3: t(0.975, 2) = 4.3027 -> half-width 4.3027 / sqrt(3)
+    assert ci.loc["a", "mean"] == 2.0 and ci.loc["a", "high"] - 2.0 == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
+    assert ci.loc["b", "low"] == ci.loc["b", "high"] == 5.0 and ci.loc["b", "n"] == 1
+    se = mean_ci(data, ["g"], level=None)          # +- one standard error: sd / sqrt(n)
+    assert se.loc["a", "low"] == pytest.approx(2 - 1 / math.sqrt(3)) and se.loc["b", "high"] == 5.0

@@ -1,0 +1,133 @@
+"""Time-to-accuracy and generalization-gap tables and figures (registered in FIGURES as `time_to_acc`, `gap`).
+
+Time to accuracy reads the convergence columns `add_convergence` puts on the runs table (epochs and
+seconds to 90/95/99% of the study's best val accuracy); the gap reads the final train and val metrics
+of each run's summary.  Means and intervals are computed here with pandas/numpy and drawn with plain
+matplotlib: seaborn's per-point bootstrap costs seconds per figure on a 1,000-run report.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .figures import FIGURES, StudyData
+
+FRACTIONS = (90, 95, 99)
+
+
+def _order(data: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(data.variant))
+
+
+def time_to_accuracy_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Per variant: mean epochs and seconds to 90/95/99% of the study's best val accuracy over the seeds
+    that got there, and how many seeds got there (a mean over the fast seeds alone would flatter)."""
+    data = runs[runs.study == study]
+    rows = []
+    for v, part in data.groupby("variant", sort=False):
+        row = {"variant": v, "n": len(part)}
+        for f in FRACTIONS:
+            row[f"epochs_to_{f}"] = float(part[f"epochs_to_{f}"].mean())
+            row[f"seconds_to_{f}"] = float(part[f"seconds_to_{f}"].mean())
+            row[f"reached_{f}"] = int(part[f"epochs_to_{f}"].notna().sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gap_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Per variant, over seeds: the generalization gap of the final epoch in accuracy (train - val) and
+    in loss (val - train), so that a positive gap means overfitting in both."""
+    data = runs[runs.study == study].assign(acc_gap=lambda d: d.train_acc - d.final_val_acc,
+                                            loss_gap=lambda d: d.val_loss - d.train_loss)
+    rows = []
+    for v, part in data.groupby("variant", sort=False):
+        rows.append({"variant": v, "n": int(part.acc_gap.notna().sum()), "acc_gap": float(part.acc_gap.mean()),
+                     "acc_gap_std": float(part.acc_gap.std()), "loss_gap": float(part.loss_gap.mean()),
+                     "loss_gap_std": float(part.loss_gap.std())})
+    return pd.DataFrame(rows)
+
+
+def _variant_axis(ax: plt.Axes, order: list[str]) -> None:
+    """Variants down the y axis (long names and 100+ variants stay readable), first variant on top."""
+    ax.set_yticks(range(len(order)), order, fontsize="small" if len(order) < 40 else "x-small")
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def _height(n: int) -> float:
+    return max(4.0, 0.22 * n + 1.5)
+
+
+def _seeds_and_means(ax: plt.Axes, data: pd.DataFrame, order: list[str], column: str, color: str,
+                     label: str, offset: float = 0.0) -> None:
+    """Every seed as a small dot, the mean over seeds as a bar-shaped marker."""
+    pos = data.variant.map({v: i for i, v in enumerate(order)}) + offset
+    ax.scatter(data[column], pos, s=12, alpha=0.5, color=color, linewidths=0)
+    means = data.groupby("variant", sort=False)[column].mean().reindex(order)
+    ax.scatter(means, np.arange(len(order)) + offset, marker="|", s=160, color=color, linewidths=2, label=label)
+
+
+def time_to_accuracy(data: StudyData) -> plt.Figure | None:
+    """Left: epochs to 90/95/99% of the study's best val accuracy per variant (seeds as dots, mean as a
+    tick; a seed that never got there is not drawn).  Right: mean val accuracy against mean wall-clock
+    seconds per epoch, one line per variant (at most 12: the fastest to 95%, so the lines stay apart)."""
+    runs = data.members
+    if runs.empty or runs["epochs_to_90"].isna().all():
+        return None
+    order = _order(runs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, _height(len(order))),
+                                      gridspec_kw={"width_ratios": [1, 1.2]})
+    colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
+    for i, (f, color) in enumerate(zip(FRACTIONS, colors)):
+        _seeds_and_means(left, runs, order, f"epochs_to_{f}", color, f"{f}% of best", (i - 1) * 0.22)
+    _variant_axis(left, order)
+    left.set(xlabel="epochs (count)", title=f"{data.study}: epochs to reach x% of the best val accuracy")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=3,
+                fontsize="small", title="target (seeds as dots, mean as a tick)")
+
+    members = runs[runs.status == "completed"][["run_id", "variant"]]
+    curves = data.history[data.history.run_id.isin(members.run_id) & data.history.metric.isin(["val/acc", "time_s"])]
+    wide = curves.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
+    wide = wide.merge(members, on="run_id").groupby(["variant", "epoch"], sort=False)[["time_s", "val/acc"]].mean()
+    ranked = runs.groupby("variant", sort=False)["seconds_to_95"].mean().reindex(order)
+    shown = [v for v in ranked.sort_values(kind="stable").index if v in wide.index.get_level_values(0)][:12]
+    palette = plt.get_cmap("tab20" if len(shown) > 10 else "tab10")
+    for i, v in enumerate(shown):
+        curve = wide.loc[v]
+        right.plot(curve["time_s"], curve["val/acc"], color=palette(i), lw=1.5, label=v)
+    best = float(runs.best_val_acc.max())
+    if not math.isnan(best):
+        right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of best")
+    right.set(xlabel="wall-clock time (s)", ylabel="val accuracy (mean over seeds)",
+              title=f"{data.study}: val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if len(shown) == 12 < len(order) else ""))
+    right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def generalization_gap(data: StudyData) -> plt.Figure | None:
+    """Final train - val accuracy and val - train loss per variant: every seed a dot, the mean a tick;
+    zero (no gap) as a line."""
+    runs = data.members.assign(acc_gap=lambda d: d.train_acc - d.final_val_acc,
+                               loss_gap=lambda d: d.val_loss - d.train_loss)
+    if runs.acc_gap.isna().all():
+        return None
+    order = _order(runs)
+    fig, axes = plt.subplots(1, 2, figsize=(12, _height(len(order))), sharey=True)
+    for ax, column, label, color in [(axes[0], "acc_gap", "train acc - val acc (fraction)", "tab:blue"),
+                                     (axes[1], "loss_gap", "val loss - train loss (cross-entropy, nats)",
+                                      "tab:red")]:
+        _seeds_and_means(ax, runs, order, column, color, "mean over seeds")
+        ax.axvline(0, color="grey", lw=1)
+        ax.set(xlabel=label, title=f"{data.study}: {column.replace('_', ' ')} (> 0: overfitting)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), fontsize="small")
+    _variant_axis(axes[0], order)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES.add("time_to_acc", time_to_accuracy)
+FIGURES.add("gap", generalization_gap)
