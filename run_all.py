@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ablations import ledger
 from ablations.__main__ import parse_sets
-from ablations.executors import EXECUTORS, Job
+from ablations.executors import EXECUTORS, Job, default_workers
 from ablations.grid import plan, write_manifests
 from ablations.presets import PRESETS
 from ablations.stages import next_stages
@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="epochs for every run")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="parallel worker processes (default: one per GPU, else one per core, up to 8)")
     p.add_argument("--devices", type=int, help="devices per run: > 1 trains each run with DDP")
     p.add_argument("--executor", default="local", help=f"one of: {', '.join(EXECUTORS.names())}")
     p.add_argument("--address", help="Ray cluster address (--executor ray)")

@@ -81,6 +81,12 @@ def _init_worker(threads: int, slots, gpus: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
 
 
+def default_workers() -> int:
+    """One worker per GPU, else one per CPU core (up to 8): the suite's runs are small, and
+    single-threaded workers in parallel beat one multi-threaded process (benchmarks/grid_scaling.py)."""
+    return torch.cuda.device_count() or min(os.cpu_count() or 1, 8)
+
+
 def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], *, workers: int = 1,
               address: str | None = None) -> None:
     """`address` is for cluster executors; a local grid has none."""

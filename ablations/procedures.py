@@ -73,6 +73,7 @@ def fit(ctx: Context) -> str:
     ctx.summary["clean_train_acc"] = ctx.module.accuracy(ctx.datamodule.clean_train(), ctx.datamodule.y_train)
     if ctx.writer:  # class probabilities for ensembles (ablations/predictions.py), before the summary
         save_predictions(ctx.run_dir / "predictions.npz", ctx.module, ctx.datamodule, ctx.technique)
+        ctx.summary["predictions"] = "predictions.npz"   # reports look for the file only where this says so
     last = ctx.module.history[-1] if ctx.module.history else {}
     ctx.summary["advice"] = gap_advice(last.get("train/acc", math.nan), last.get("val/acc", math.nan))
     return "completed"

@@ -47,13 +47,7 @@ def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
             outcomes.append("inconclusive at this scale")
         lines.append(f"{rule['variant']} vs {other}: {metric} advantage {interval.mean:+.4f} "
                      f"[{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
-    if "contradicted" in outcomes:
-        verdict = "contradicted"
-    elif all(o == "supported" for o in outcomes):
-        verdict = "supported"
-    else:
-        verdict = "inconclusive at this scale"
-    return verdict, "; ".join(lines)
+    return overall(outcomes), "; ".join(lines)
 
 
 @RULES.register("best_of")
@@ -126,13 +120,17 @@ def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) 
 
 def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Per run: area under the val-loss curve, and epochs and seconds to 90/95/99% of its study's best
-    val accuracy (NaN when never reached), and the train-val gap `gap`.  Vectorized over all runs at once (a loop over runs cost
-    ~3 s for 1,000 runs); the same numbers as stats.area_under_curve and stats.time_to_threshold."""
+    val accuracy (NaN when never reached), and the train-val gap `gap`.  Vectorized over all runs at
+    once (a loop over runs cost ~3 s for 1,000 runs); the same numbers as stats.area_under_curve and
+    stats.time_to_threshold."""
     out = runs.copy()
     needed = ["val/loss", "val/acc", "time_s"]
     curves = history[history.metric.isin(needed)]
     wide = curves.pivot_table(index=["run_id", "epoch"], columns="metric", values="value", dropna=False)
     wide = wide.reindex(columns=needed).reset_index().sort_values(["run_id", "epoch"], kind="stable")
+    # dropna=False keeps all-NaN metric columns but also crosses every run with every epoch seen in
+    # any run: drop the (run, epoch) pairs that do not exist, or shorter runs would look unfinished.
+    wide = wide.dropna(how="all", subset=needed)
     # One row per (study row, epoch): a run serving two studies is measured against each study's best.
     done = runs.loc[runs.status == "completed", ["study", "run_id"]].reset_index(names="row")
     best = runs.groupby("study").best_val_acc.max()
@@ -199,12 +197,12 @@ def all_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
     return _combine([evaluate(r, runs) for r in rule["rules"]])
 
 
-def _combine(results: list[tuple[str, str]], tagged: bool = True) -> tuple[str, str]:
-    verdicts = [v for v, _ in results]
+def overall(verdicts: list[str]) -> str:
+    """Several parts of one claim: contradicted if any part is, supported if every part is."""
     if "contradicted" in verdicts:
-        verdict = "contradicted"
-    elif all(v == "supported" for v in verdicts):
-        verdict = "supported"
-    else:
-        verdict = "inconclusive at this scale"
-    return verdict, "; ".join(f"[{v}] {why}" if tagged else why for v, why in results)
+        return "contradicted"
+    return "supported" if verdicts and all(v == "supported" for v in verdicts) else "inconclusive at this scale"
+
+
+def _combine(results: list[tuple[str, str]], tagged: bool = True) -> tuple[str, str]:
+    return overall([v for v, _ in results]), "; ".join(f"[{v}] {why}" if tagged else why for v, why in results)

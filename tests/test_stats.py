@@ -106,6 +106,17 @@ def test_time_to_accuracy_table_known_answer():
     assert list(table.n) == [2, 1]
 
 
+def test_runs_of_different_lengths_each_get_their_own_area():
+    """A shorter run is not unfinished: its area covers its own epochs (regression: a pivot over all
+    runs once gave every run the longest run's epochs, as NaN, and no area)."""
+    from reports.verdicts import add_convergence
+    runs, history = _curves({"short": ("a", 0, [0.5, 0.9], [1, 2]),
+                             "long": ("b", 0, [0.5, 0.9, 0.95, 1.0], [1, 2, 3, 4])})
+    runs = add_convergence(runs, history)
+    assert runs.val_loss_auc.iloc[0] == pytest.approx(area_under_curve([1, 2], [1, 0.5]))
+    assert runs.val_loss_auc.iloc[1] == pytest.approx(area_under_curve([1, 2, 3, 4], [1, 1 / 2, 1 / 3, 1 / 4]))
+
+
 def test_gap_table_known_answer():
     import pandas as pd
     from reports.convergence import gap_table
