@@ -37,7 +37,7 @@ class DataConfig:
     mix: str = "none"                     # MIXES registry: mixup / cutmix of training batches (soft targets)
     # Mini-batches handed to one training_step call: amortizes Lightning's per-batch loop (~0.25 ms)
     # over several optimizer steps.  The steps and their order are the same, so results are too.
-    steps_per_call: int = field(default=8, metadata={"hash": False})
+    steps_per_call: int = field(default=32, metadata={"hash": False})
 
     def __post_init__(self) -> None:
         validate_fields(self)
