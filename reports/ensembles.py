@@ -99,8 +99,7 @@ def ensemble_results(data: StudyData, variants=None) -> list[dict[str, Any]]:
     """One record per (variant, kind) with an ensemble: accuracies, per-example gains and intervals."""
     members = data.members[data.members.status == "completed"]
     # Only fit runs keep predictions, and say so in their summary (lr range tests, landscapes do not).
-    if "predictions" in members:
-        members = members[members.predictions.notna()]
+    members = members[members.predictions.notna()] if "predictions" in members else members.iloc[:0]
     if data.results_dir is None or members.empty:
         return []
     if variants is not None:
