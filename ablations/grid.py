@@ -80,4 +80,5 @@ def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], result
             "name": study.name, "question": study.question.strip(), "claim": study.claim,
             "mode": study.mode, "axes": list(study.axes), "runs": members,
             "verdict": study.verdict.to_dict() if study.verdict else None, "tuned": list(study.tuned),
+            "previous_stage": study.previous, "has_next_stage": study.then is not None,
         })

@@ -9,6 +9,7 @@ Test metrics are left out of the table on purpose: choosing on them would leak t
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Sequence
@@ -66,5 +67,5 @@ def next_stages(stages: Sequence[Study], runs: Sequence[PlannedRun],
             raise ConfigError(f"study {study.name!r}, next stage: {e}") from None
         if not isinstance(follow, Study) or follow.name == study.name:
             raise ConfigError(f"study {study.name!r}: `then` must return a Study with a new name, got {follow!r}")
-        derived.append(follow)
+        derived.append(dataclasses.replace(follow, previous=study.name))
     return derived, waiting

@@ -179,6 +179,7 @@ class Study:
     verdict: Any = None   # Better, BestOf, EnsembleGain, Interaction or ablations.rules (AllOf, Holds, LrRange): the rule that turns runs into a verdict
     tuned: tuple[str, ...] = ()     # keys being tuned: the report warns when the best sits at a range edge
     then: Callable[[Any], "Study"] | None = None            # this stage's runs table -> the next stage
+    previous: str = ""             # the stage this one was derived from (set by ablations.stages)
 
     def trials(self, seeds: int | None = None) -> list[Trial]:
         """Every (variant, seed) of the study; study-level settings first, then the axis values."""

@@ -160,6 +160,10 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
                                                   f"<td>{html.escape(v)}</td></tr>" for k, v in conditions]
     page += ["</table>"]
     for study, stats, images, manifest, (verdict, why), extra in sections:
+        if verdict == "no rule" and (manifest.get("has_next_stage") or manifest.get("previous_stage")):
+            # A staged study states its claim once: the verdict sits with the stage that holds the rule.
+            other = manifest.get("previous_stage") or "the next stage"
+            verdict, why = "see another stage", f"this stage's verdict is given in the section of {other}"
         head = [f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
                 f"**Verdict: {verdict}.** {why}", ""] + [f"**Warning:** {w}\n" for w in manifest["warnings"]]
         md += head

@@ -192,6 +192,10 @@ def test_staged_studies_run_tiny_end_to_end_and_a_rerun_trains_nothing(name, tmp
     done = _summaries(tmp_path)
     assert run_all.main(args) == 0 and _summaries(tmp_path) == done
     assert json.loads((tmp_path / "studies" / f"{stage2['name']}.json").read_text()) == stage2
+    # Each stage names the other; the report points the rule-less stage to the one with the verdict.
+    assert stage2["previous_stage"] == name and manifests[name]["has_next_stage"]
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "Verdict: no rule" not in index and "Verdict: see another stage" in index
 
 
 def test_search_figures_draw_only_where_they_apply():
