@@ -79,7 +79,7 @@ def _device_name(trainer: L.Trainer) -> str:
 
 def _diagnostics(cfg: RunConfig, run_dir: Path, num_classes: int) -> list[Diagnostics]:
     """Lecture 6's babysitting diagnostics, stored beside the metrics (off with diagnostics_every=0)."""
-    if not cfg.trainer.diagnostics_every:
+    if not cfg.trainer.diagnostics_every or _rank() != 0:   # under DDP, rank 0 measures and writes
         return []
 
     def persist(rows, histograms) -> None:
