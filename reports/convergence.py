@@ -13,41 +13,34 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .figures import FIGURES, StudyData
+from .figures import FIGURES, StudyData, shown_variants
 
 FRACTIONS = (90, 95, 99)
-
-
-def _order(data: pd.DataFrame) -> list[str]:
-    return list(dict.fromkeys(data.variant))
 
 
 def time_to_accuracy_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     """Per variant: mean epochs and seconds to 90/95/99% of the study's best val accuracy over the seeds
     that got there, and how many seeds got there (a mean over the fast seeds alone would flatter)."""
-    data = runs[runs.study == study]
-    rows = []
-    for v, part in data.groupby("variant", sort=False):
-        row = {"variant": v, "n": len(part)}
-        for f in FRACTIONS:
-            row[f"epochs_to_{f}"] = float(part[f"epochs_to_{f}"].mean())
-            row[f"seconds_to_{f}"] = float(part[f"seconds_to_{f}"].mean())
-            row[f"reached_{f}"] = int(part[f"epochs_to_{f}"].notna().sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    data = runs.loc[runs.study == study, ["variant"] + [f"{k}_to_{f}" for k in ("epochs", "seconds") for f in FRACTIONS]]
+    groups = data.groupby("variant", sort=False)
+    table = pd.DataFrame({"n": groups.size()})
+    for f in FRACTIONS:
+        table[f"epochs_to_{f}"] = groups[f"epochs_to_{f}"].mean()
+        table[f"seconds_to_{f}"] = groups[f"seconds_to_{f}"].mean()
+        table[f"reached_{f}"] = groups[f"epochs_to_{f}"].count()
+    return table.reset_index()
 
 
 def gap_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     """Per variant, over seeds: the generalization gap of the final epoch in accuracy (train - val) and
     in loss (val - train), so that a positive gap means overfitting in both."""
-    data = runs[runs.study == study].assign(acc_gap=lambda d: d.train_acc - d.final_val_acc,
-                                            loss_gap=lambda d: d.val_loss - d.train_loss)
-    rows = []
-    for v, part in data.groupby("variant", sort=False):
-        rows.append({"variant": v, "n": int(part.acc_gap.notna().sum()), "acc_gap": float(part.acc_gap.mean()),
-                     "acc_gap_std": float(part.acc_gap.std()), "loss_gap": float(part.loss_gap.mean()),
-                     "loss_gap_std": float(part.loss_gap.std())})
-    return pd.DataFrame(rows)
+    data = runs.loc[runs.study == study, ["variant", "train_acc", "final_val_acc", "val_loss", "train_loss"]]
+    gaps = pd.DataFrame({"variant": data.variant, "acc_gap": data.train_acc - data.final_val_acc,
+                         "loss_gap": data.val_loss - data.train_loss})
+    groups = gaps.groupby("variant", sort=False)
+    table = groups.agg(n=("acc_gap", "count"), acc_gap=("acc_gap", "mean"), acc_gap_std=("acc_gap", "std"),
+                       loss_gap=("loss_gap", "mean"), loss_gap_std=("loss_gap", "std"))
+    return table.reset_index()
 
 
 def _variant_axis(ax: plt.Axes, order: list[str]) -> None:
@@ -77,14 +70,20 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     runs = data.members
     if runs.empty or runs["epochs_to_90"].isna().all():
         return None
-    order = _order(runs)
+    order, note = shown_variants(runs)
+    # The columns drawn only: copying the table's hundred config columns costs more than the drawing.
+    columns = ["run_id", "variant", "status", "best_val_acc"] + [f"{k}_to_{f}" for k in ("epochs", "seconds")
+                                                                 for f in FRACTIONS]
+    runs = runs.loc[runs.variant.isin(order), columns]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, _height(len(order))),
                                       gridspec_kw={"width_ratios": [1, 1.2]})
     colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
     for i, (f, color) in enumerate(zip(FRACTIONS, colors)):
         _seeds_and_means(left, runs, order, f"epochs_to_{f}", color, f"{f}% of best", (i - 1) * 0.22)
     _variant_axis(left, order)
-    left.set(xlabel="epochs (count)", title=f"{data.study}: epochs to reach x% of the best val accuracy")
+    left.set(xlabel="epochs (count)", title=f"{data.study}: epochs to x% of the best val accuracy")
+    if note:
+        fig.suptitle(note, fontsize="medium")
     left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=3,
                 fontsize="small", title="target (seeds as dots, mean as a tick)")
 
@@ -98,7 +97,7 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     for i, v in enumerate(shown):
         curve = wide.loc[v]
         right.plot(curve["time_s"], curve["val/acc"], color=palette(i), lw=1.5, label=v)
-    best = float(runs.best_val_acc.max())
+    best = float(data.members.best_val_acc.max())   # the study's best, shown or not
     if not math.isnan(best):
         right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of best")
     right.set(xlabel="wall-clock time (s)", ylabel="val accuracy (mean over seeds)",
@@ -111,11 +110,14 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
 def generalization_gap(data: StudyData) -> plt.Figure | None:
     """Final train - val accuracy and val - train loss per variant: every seed a dot, the mean a tick;
     zero (no gap) as a line."""
-    runs = data.members.assign(acc_gap=lambda d: d.train_acc - d.final_val_acc,
-                               loss_gap=lambda d: d.val_loss - d.train_loss)
+    members = data.members
+    runs = pd.DataFrame({"variant": members.variant, "final_val_acc": members.final_val_acc,
+                         "acc_gap": members.train_acc - members.final_val_acc,
+                         "loss_gap": members.val_loss - members.train_loss})
     if runs.acc_gap.isna().all():
         return None
-    order = _order(runs)
+    order, note = shown_variants(runs)
+    runs = runs[runs.variant.isin(order)]
     fig, axes = plt.subplots(1, 2, figsize=(12, _height(len(order))), sharey=True)
     for ax, column, label, color in [(axes[0], "acc_gap", "train acc - val acc (fraction)", "tab:blue"),
                                      (axes[1], "loss_gap", "val loss - train loss (cross-entropy, nats)",
@@ -125,6 +127,8 @@ def generalization_gap(data: StudyData) -> plt.Figure | None:
         ax.set(xlabel=label, title=f"{data.study}: {column.replace('_', ' ')} (> 0: overfitting)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), fontsize="small")
     _variant_axis(axes[0], order)
+    if note:
+        fig.suptitle(note, fontsize="medium")
     fig.tight_layout()
     return fig
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -31,6 +32,7 @@ sns.set_theme(style="whitegrid", context="notebook")
 # A fixed title height: matplotlib's automatic one measures every tick label of every axis at each draw
 # (a fifth of a 1,000-run report's time, with 100+ variant names on an axis); no figure puts ticks on top.
 plt.rcParams["axes.titley"] = 1.01
+plt.rcParams["figure.dpi"] = 110
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class StudyData:
     manifest: dict = field(default_factory=dict)
     results_dir: Path | None = None   # for figures that read extra run files (diagnostics, predictions)
 
-    @property
+    @cached_property   # frozen dataclasses allow it: the cache goes straight into __dict__
     def members(self) -> pd.DataFrame:
         return self.runs[self.runs.study == self.study]
 
@@ -67,6 +69,25 @@ def mean_ci(values: pd.DataFrame, by: list[str], column: str = "value", level: f
     return agg.assign(low=agg["mean"] - half, high=agg["mean"] + half, n=agg["count"])[["mean", "low", "high", "n"]]
 
 
+# Per-variant figures draw at most this many variants: beyond it names and colours stop being readable
+# (and a 190-sample random search took a third of a 1,000-run report's time).  Every variant is still in
+# the study's CSVs, and grids keep their heatmap of all cells.
+MAX_VARIANTS = 20
+
+
+def shown_variants(members: pd.DataFrame, limit: int = MAX_VARIANTS,
+                   metric: str = "final_val_acc") -> tuple[list[str], str]:
+    """The variants a per-variant figure draws, in the study's order, and a note for its title: all of
+    them up to `limit`; beyond, the baseline (the first variant) and the best by mean `metric`."""
+    order = list(dict.fromkeys(members.variant))
+    if len(order) <= limit:
+        return order, ""
+    means = members.groupby("variant", sort=False)[metric].mean().reindex(order[1:])
+    best = set(means.sort_values(ascending=False, kind="stable").index[:limit - 1])
+    return [order[0]] + [v for v in order[1:] if v in best], \
+        f"the first + the {limit - 1} best of {len(order)} variants by {metric.replace('_', ' ')}"
+
+
 def variant_colors(order: list[str]) -> dict[str, tuple]:
     palette = sns.color_palette("husl" if len(order) > 10 else "tab10", len(order))
     return dict(zip(order, palette))
@@ -79,8 +100,8 @@ def _legend_columns(n: int) -> int:
 def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> plt.Figure:
     """Train (dashed) and val (solid) loss and accuracy per epoch: mean over seeds, band +- one standard
     error (a 95% t-interval over 2-3 seeds is wider than the axis).  One collection per split and panel, not an artist per curve: a 190-variant study draws in a second."""
-    members = runs[runs.study == study][["run_id", "variant"]]
-    order = list(dict.fromkeys(members.variant))
+    order, note = shown_variants(runs[runs.study == study])
+    members = runs.loc[(runs.study == study) & runs.variant.isin(order), ["run_id", "variant"]]
     data = history[history.metric.isin(["train/loss", "val/loss", "train/acc", "val/acc"])].merge(members, on="run_id")
     points = mean_ci(data, ["variant", "metric", "epoch"], level=None).sort_index().reset_index()
     colors = variant_colors(order)
@@ -100,7 +121,14 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> pl
         ax.autoscale_view()
         ax.set(xlabel="epoch", ylabel=label, title=f"{study}: {label}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if note:
+        fig.suptitle(note, fontsize="medium")
     axes[0].set_yscale("log")  # diverged runs reach 10x the others: only a log axis shows both
+    # Ticks at 1, 2, 5 x 10^k written as plain numbers: readable over one or two decades, where the
+    # default labels only the powers of ten (in mathtext, a tenth of this figure's drawing time).
+    axes[0].yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0].yaxis.set_minor_locator(NullLocator())
     handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
                Patch(color="black", alpha=0.12, label="mean +- 1 SE over seeds")]
     handles += [Line2D([], [], color=colors[v], lw=2, label=v) for v in order]
@@ -116,8 +144,8 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> pl
 def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc") -> plt.Figure:
     """Mean and 95% bootstrap CI per variant (black), every seed as a point; the baseline's mean as a
     dashed line.  Variants run down the y axis, so 100+ variants and long names stay readable."""
-    data = runs[runs.study == study]
-    order = list(dict.fromkeys(data.variant))
+    order, note = shown_variants(runs[runs.study == study])
+    data = runs.loc[(runs.study == study) & runs.variant.isin(order), ["variant", metric]]
     fig, ax = plt.subplots(figsize=(8, max(3.5, 0.22 * len(order) + 1.5)))
     colors = variant_colors(order)
     pos = data.variant.map({v: i for i, v in enumerate(order)})
@@ -134,6 +162,8 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     ax.set_ylim(len(order) - 0.5, -0.5)
     name = metric.replace("_", " ")
     ax.set(ylabel="", xlabel=f"{name} (fraction)", title=f"{study}: {name} per variant")
+    if note:
+        fig.suptitle(note, fontsize="medium")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.5 / max(3.5, 0.22 * len(order) + 1.5)), ncol=3,
               fontsize="small")   # under the axes: never over a variant's points
     fig.tight_layout()

@@ -5,6 +5,7 @@ prints the same intervals.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -27,16 +28,22 @@ class Interval:
 
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, seed: int = 0) -> Interval:
     """Percentile bootstrap of the mean; NaNs (diverged runs) are dropped, n counts what is left."""
-    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    x = x[~np.isnan(x)]
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
     if x.size == 1:
         return Interval(float(x[0]), float(x[0]), float(x[0]), 1)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(N_BOOT, x.size))].mean(axis=1)
+    means = x[_resamples(x.size, seed)].mean(axis=1)
     tail = (1 - level) / 2 * 100
     return Interval(float(x.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)),
                     int(x.size))
+
+
+@functools.lru_cache(maxsize=64)
+def _resamples(n: int, seed: int) -> np.ndarray:
+    """The bootstrap's index draws depend only on n and the seed: drawn once per report, not per variant."""
+    return np.random.default_rng(seed).integers(0, n, size=(N_BOOT, n))
 
 
 def paired_difference(variant: dict[int, float], baseline: dict[int, float], level: float = 0.95) -> Interval:

@@ -139,3 +139,19 @@ def test_mean_ci_is_the_student_t_interval():
     assert ci.loc["b", "low"] == ci.loc["b", "high"] == 5.0 and ci.loc["b", "n"] == 1
     se = mean_ci(data, ["g"], level=None)          # +- one standard error: sd / sqrt(n)
     assert se.loc["a", "low"] == pytest.approx(2 - 1 / math.sqrt(3)) and se.loc["b", "high"] == 5.0
+
+
+def test_figures_of_a_large_study_show_the_first_and_the_best_variants():
+    import pandas as pd
+    from reports.figures import final_accuracy, shown_variants
+    # 30 variants, accuracy rising with the index except the first (the baseline), which is the worst.
+    names = [f"v{i}" for i in range(30)]
+    runs = pd.DataFrame({"study": "s", "variant": [n for n in names for _ in range(2)], "seed": [0, 1] * 30,
+                         "final_val_acc": [0.1 if i == 0 else 0.5 + i / 100 for i in range(30) for _ in range(2)]})
+    order, note = shown_variants(runs, limit=5)
+    assert order == ["v0", "v26", "v27", "v28", "v29"]          # study order kept; baseline kept although worst
+    assert note == "the first + the 4 best of 30 variants by final val acc"
+    assert shown_variants(runs, limit=30) == (names, "")        # small studies: everything, no note
+    fig = final_accuracy(runs, "s")                              # the default limit (20) applies
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "v0" and labels[1:] == names[11:] and "best of 30" in fig._suptitle.get_text()
