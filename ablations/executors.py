@@ -6,6 +6,9 @@ worker owns one GPU, or a share of one when several workers are packed onto it.
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -22,6 +25,7 @@ from lit_modules import Registry
 
 from . import ledger
 from .config import RunConfig
+from .storage import write_json
 
 
 WANDB_ENV = "ABLATIONS_WANDB"   # W&B settings for the rank-0 process of a DDP run (see __main__)
@@ -37,6 +41,9 @@ class Job:
     results_dir: str
     tracking: Any         # ablations.tracking.Tracking
     max_attempts: int = 2
+
+
+_UNFREEZE_AT_EXIT: list = []
 
 
 def execute(job: Job) -> dict[str, Any]:
@@ -69,6 +76,15 @@ def execute(job: Job) -> dict[str, Any]:
         finally:
             os.environ.pop(WANDB_ENV, None)
             finish(logger)
+    # A run leaves reference cycles (trainer <-> module <-> datamodule) that hold its tensors; the
+    # collector gets to them only every few dozen runs, so a Fashion-MNIST worker grew by ~400 MB a
+    # run until it was killed for memory.  Free each run's memory before the next starts.  What
+    # survives a full collection is frozen (imports, caches), so the next collection scans only what
+    # the next run creates: 0.05 s instead of 0.3 s (benchmarks/run_overhead.py).
+    gc.collect()
+    gc.freeze()
+    if not _UNFREEZE_AT_EXIT:   # frozen objects are never finalized: hand them back before shutdown
+        _UNFREEZE_AT_EXIT.append(atexit.register(gc.unfreeze))
     summary.pop("traceback", None)  # stays in summary.json; the parent only needs the outcome
     return summary
 
@@ -104,18 +120,56 @@ def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], 
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["ablations.executors", "ablations.runner", "ablations.tracking"])
+    pool = functools.partial(_pool_round, ctx=ctx, threads=threads, gpus=gpus, on_result=on_result)
+    pending, fruitless = list(jobs), 0
+    while pending:
+        broken = pool(pending, workers)
+        # A worker was killed (out of memory, a signal) and the pool with it.  The runs that were
+        # training hold a lock no live process owns: each gets a failed attempt in its summary and,
+        # attempts left, a retry alone in a fresh worker, so a run that kills its worker cannot take
+        # others down with it again.  Runs that had not started go to a new pool.
+        suspects = [job for job in broken if ledger.take_over(ledger.run_dir(job.results_dir, job.run_id))]
+        for job in suspects:
+            outcome = _record_death(job)
+            if outcome["attempt"] < job.max_attempts:
+                if not pool([job], 1):
+                    continue              # the retry finished: on_result has had its summary
+                outcome = _record_death(job)
+            on_result(outcome)
+        pending = [job for job in broken if job not in suspects]
+        fruitless = 0 if suspects else fruitless + 1
+        if pending and fruitless == 3:   # workers die with no run to blame: stop trying
+            for job in pending:
+                on_result({"run_id": job.run_id, "status": "failed", "error": "worker processes kept dying"})
+            return
+
+
+def _pool_round(jobs: Sequence[Job], workers: int, *, ctx, threads: int, gpus: int,
+                on_result: Callable[[dict[str, Any]], None]) -> list[Job]:
+    """Run `jobs` in a pool of `workers`; returns the jobs lost to a broken pool (none normally)."""
     slots = ctx.Queue()  # handed to each worker at its creation (no manager process needed)
     for i in range(workers):
         slots.put(i)
+    broken = []
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(threads, slots, gpus)) as pool:
         futures = {pool.submit(execute, job): job for job in jobs}
         for future in as_completed(futures):
             try:
                 on_result(future.result())
-            except BrokenProcessPool:  # a worker was killed (out of memory, signal): the ledger resumes
-                job = futures[future]
-                on_result({"run_id": job.run_id, "status": "failed", "error": "worker process died"})
+            except BrokenProcessPool:
+                broken.append(futures[future])
+    return broken
+
+
+def _record_death(job: Job) -> dict[str, Any]:
+    """Write a failed attempt for a run whose worker died under it; returns that summary."""
+    ledger.take_over(ledger.run_dir(job.results_dir, job.run_id))   # the dead worker's lock
+    summary = {"run_id": job.run_id, "status": "failed", "seed": job.cfg.seed,
+               "attempt": ledger.attempts(job.results_dir, job.run_id) + 1,
+               "error": "its worker process died while training it (killed: out of memory or a signal)"}
+    write_json(ledger.run_dir(job.results_dir, job.run_id) / "summary.json", summary)
+    return summary
 
 
 EXECUTORS: Registry[Callable[..., None]] = Registry("executor", {"local": run_local})

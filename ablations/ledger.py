@@ -53,6 +53,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def take_over(directory: Path) -> bool:
+    """Remove a run's lock that no live process holds and return True: whoever trained it was killed."""
+    lock = RunLock(directory)
+    if lock.path.exists() and lock._stale():
+        lock.path.unlink(missing_ok=True)
+        return True
+    return False
+
+
 class RunLock:
     """`with RunLock(dir) as got:` -> got is False when another live process holds the run."""
 

@@ -47,6 +47,8 @@ def edge_warnings(runs: pd.DataFrame, tuned: Sequence[str], metric: str = "final
     for group, part in (runs.groupby([runs[c].astype(str) for c in groups], sort=False) if groups
                         else [((), runs)]):
         score = part.assign(_score=part[metric].fillna(-math.inf)).groupby(cols, sort=False)._score.mean()
+        if not part[metric].notna().any() or score.empty:   # nothing finished (or no config read): no best
+            continue
         best = dict(zip(keys, score.idxmax() if len(keys) > 1 else (score.idxmax(),)))
         where = ", ".join(f"{c[len('config.'):]}={v}" for c, v in zip(groups, np.atleast_1d(group)))
         for key, col in zip(keys, cols):

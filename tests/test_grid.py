@@ -160,3 +160,49 @@ def test_list_dry_run_and_errors(tmp_path, capsys):
     assert "pending" in out and "activations/baseline" in out and not (tmp_path / "runs").exists()
     assert run_all.main(["--study", "nope", "--results-dir", str(tmp_path)]) == 2
     assert "activations" in capsys.readouterr().err
+
+
+def test_a_run_that_kills_its_worker_fails_alone_and_the_grid_goes_on(tmp_path, monkeypatch):
+    """The kernel's OOM killer takes a worker (and with it the process pool): the run it was training
+    is retried alone, then fails with a clear error; every other run, started or not, completes."""
+    from ablations import runner
+    from ablations.executors import Job, run_local
+    from ablations.tracking import Tracking
+    train = runner.train
+
+    def train_or_die(cfg, *args, **kwargs):
+        if cfg.model.activation == "tanh":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_or_die)   # the forked workers inherit it
+    runs = plan([STUDIES.get("activations")], {"trainer.max_epochs": 1, "data.train_size": 300}, seeds=1)
+    jobs = [Job(r.run_id, r.cfg, r.group, r.name, (), str(tmp_path), Tracking("disabled")) for r in runs]
+    results = []
+    run_local(jobs, results.append, workers=2)
+    assert sorted(r["run_id"] for r in results) == sorted(j.run_id for j in jobs)   # each reported once
+    killer = next(r.run_id for r in runs if r.cfg.model.activation == "tanh")
+    outcome = {r["run_id"]: r for r in results}
+    assert outcome[killer]["status"] == "failed" and "worker process died" in outcome[killer]["error"]
+    assert json.loads((tmp_path / "runs" / killer / "summary.json").read_text())["attempt"] == 2
+    assert all(r["status"] in ("completed", "diverged") for rid, r in outcome.items() if rid != killer)
+    assert not list(tmp_path.glob("runs/*/.lock"))
+
+
+def test_a_worker_frees_each_run_before_the_next(tmp_path):
+    """Runs leave reference cycles holding their data; the worker collects them after each run."""
+    import gc
+
+    from ablations.executors import Job, execute
+    from ablations.tracking import Tracking
+    from datamodules.datamodule import ImageDataModule
+    run = plan([STUDIES.get("activations")], {"trainer.max_epochs": 1, "data.train_size": 300}, seeds=1)[0]
+
+    def alive() -> set[int]:   # other tests may legitimately hold modules: compare before and after
+        return {id(o) for o in gc.get_objects() if isinstance(o, (ImageClassifier, ImageDataModule))}
+
+    gc.collect()
+    before = alive()
+    execute(Job(run.run_id, run.cfg, run.group, run.name, (), str(tmp_path), Tracking("disabled")))
+    left = alive() - before
+    assert not left, f"{len(left)} module(s) of a finished run still in memory"

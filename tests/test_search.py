@@ -101,6 +101,13 @@ def test_edge_warnings_are_per_searched_group():
     assert edge_warnings(runs, []) == []
 
 
+def test_no_edge_warning_when_nothing_finished():
+    failed = _sweep(1.0).assign(final_val_acc=math.nan)                    # every run failed
+    assert edge_warnings(failed, ["optim.lr"]) == []
+    unread = failed.assign(**{"config.optim.lr": math.nan})                # no config.json was read either
+    assert edge_warnings(unread, ["optim.lr"]) == []
+
+
 def _best_of_runs(random_best, grid_best):
     rows = []
     for seed, (r, g) in enumerate(zip(random_best, grid_best)):
