@@ -36,7 +36,7 @@ PRESETS.add("digits", Preset(
 PRESETS.add("fashion_mnist", Preset(
     "Fashion-MNIST (Debian's dataset-fashion-mnist or a download): CPU workstation sizes",
     base={"data.name": "fashion_mnist", "trainer.max_epochs": 5},
-    runtime="not measured here (estimate: a few hours on 8 cores)",
+    runtime="598 runs in 34 min 49 s on a 2-core machine (2 workers, W&B offline)",
 ))
 
 # CIFAR: GPU sizes with a ResNet baseline and the standard flip+crop augmentation.
@@ -47,4 +47,4 @@ _CIFAR = {"model.network": "resnet", "model.channels": (64, 128, 256), "model.bl
 for _name in ("cifar10", "cifar100"):
     PRESETS.add(_name, Preset(f"{_name.upper()} (torchvision download): GPU sizes, ResNet baseline",
                               base={"data.name": _name, **_CIFAR},
-                              runtime="not measured here (needs GPUs)"))
+                              runtime="not measured yet (needs GPUs and the CIFAR files)"))
