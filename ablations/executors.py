@@ -51,6 +51,16 @@ def execute(job: Job) -> dict[str, Any]:
     from .runner import train
     from .tracking import finish, make_logger
 
+    # A run leaves reference cycles (trainer <-> module <-> datamodule) holding its tensors, and the
+    # collector gets to them only every few dozen runs: a Fashion-MNIST worker grew ~400 MB a run until
+    # the OOM killer took it.  So the previous run is collected before this one loads its data (here,
+    # not after a run, so a summary is returned the moment it is written).  What survives is frozen
+    # (imports, caches): each collection then scans only what one run created, 0.04 s instead of 0.3 s
+    # (benchmarks/run_overhead.py).
+    gc.collect()
+    gc.freeze()
+    if not _UNFREEZE_AT_EXIT:   # frozen objects are never finalized: hand them back before shutdown
+        _UNFREEZE_AT_EXIT.append(atexit.register(gc.unfreeze))
     done = ledger.read_summary(job.results_dir, job.run_id)
     if done is not None and done.get("status") in ledger.DONE:
         return {**done, "skipped": True}
@@ -58,6 +68,7 @@ def execute(job: Job) -> dict[str, Any]:
     with ledger.RunLock(directory) as got:
         if not got:
             return {"run_id": job.run_id, "status": "busy", "skipped": True}
+        ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
         logger = None
         try:
             attempt = ledger.attempts(job.results_dir, job.run_id) + 1
@@ -76,15 +87,6 @@ def execute(job: Job) -> dict[str, Any]:
         finally:
             os.environ.pop(WANDB_ENV, None)
             finish(logger)
-    # A run leaves reference cycles (trainer <-> module <-> datamodule) that hold its tensors; the
-    # collector gets to them only every few dozen runs, so a Fashion-MNIST worker grew by ~400 MB a
-    # run until it was killed for memory.  Free each run's memory before the next starts.  What
-    # survives a full collection is frozen (imports, caches), so the next collection scans only what
-    # the next run creates: 0.05 s instead of 0.3 s (benchmarks/run_overhead.py).
-    gc.collect()
-    gc.freeze()
-    if not _UNFREEZE_AT_EXIT:   # frozen objects are never finalized: hand them back before shutdown
-        _UNFREEZE_AT_EXIT.append(atexit.register(gc.unfreeze))
     summary.pop("traceback", None)  # stays in summary.json; the parent only needs the outcome
     return summary
 

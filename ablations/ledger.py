@@ -53,6 +53,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def clear_partial_writes(directory: Path) -> None:
+    """Delete the temp files of writes a killed process never finished (storage.write_atomic's
+    `.NAME.XXXX.tmp`); only the lock holder calls it, so no live write is touched."""
+    for tmp in directory.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def take_over(directory: Path) -> bool:
     """Remove a run's lock that no live process holds and return True: whoever trained it was killed."""
     lock = RunLock(directory)

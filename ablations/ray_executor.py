@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from lit_modules import ConfigError
 
+from . import ledger
 from .executors import Job, execute
 
 try:
@@ -143,7 +144,9 @@ def _train(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], wor
             summary = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             reason = " ".join(str(exc).split())  # Ray's multi-line account, on one line for the CLI
-            summary = {"run_id": job.run_id, "status": "failed", "error": f"ray worker died: {reason}"}
+            done = ledger.read_summary(job.results_dir, job.run_id)   # it may have died just after writing
+            summary = done if done and done.get("status") in ledger.DONE else \
+                {"run_id": job.run_id, "status": "failed", "error": f"ray worker died: {reason}"}
             ray.kill(trainer)
             trainer = actor.remote(threads)  # a fresh actor for the rest of the grid
         except ray.exceptions.RayError as exc:  # e.g. the job could not be shipped: report it, go on

@@ -190,7 +190,7 @@ def test_a_run_that_kills_its_worker_fails_alone_and_the_grid_goes_on(tmp_path, 
 
 
 def test_a_worker_frees_each_run_before_the_next(tmp_path):
-    """Runs leave reference cycles holding their data; the worker collects them after each run."""
+    """Runs leave reference cycles holding their data; a worker collects them before the next run."""
     import gc
 
     from ablations.executors import Job, execute
@@ -203,6 +203,20 @@ def test_a_worker_frees_each_run_before_the_next(tmp_path):
 
     gc.collect()
     before = alive()
-    execute(Job(run.run_id, run.cfg, run.group, run.name, (), str(tmp_path), Tracking("disabled")))
+    job = Job(run.run_id, run.cfg, run.group, run.name, (), str(tmp_path), Tracking("disabled"))
+    assert execute(job)["status"] == "completed"
+    assert execute(job)["skipped"]          # the next call (done already: it trains nothing)
     left = alive() - before
     assert not left, f"{len(left)} module(s) of a finished run still in memory"
+
+
+def test_a_retried_run_clears_the_temp_files_of_its_killed_attempt(tmp_path):
+    from ablations import ledger
+    from ablations.executors import Job, execute
+    from ablations.tracking import Tracking
+    run = plan([STUDIES.get("activations")], {"trainer.max_epochs": 1, "data.train_size": 300}, seeds=1)[0]
+    directory = ledger.run_dir(tmp_path, run.run_id)
+    directory.mkdir(parents=True)
+    (directory / ".metrics.csv.k1ll3d.tmp").write_text("epoch,train/lo")     # a write cut by SIGKILL
+    summary = execute(Job(run.run_id, run.cfg, run.group, run.name, (), str(tmp_path), Tracking("disabled")))
+    assert summary["status"] == "completed" and not list(directory.glob(".*.tmp"))
