@@ -119,12 +119,10 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     history = history_table(results, runs.run_id)
     runs = add_convergence(runs, history)
     studies = list(dict.fromkeys(runs.study))
-    manifests = {}
-    for study in studies:
-        manifests[study] = _manifest(results, study)
+    manifests = {study: _manifest(results, study) for study in studies}
     data = {study: StudyData(study, runs, history, manifests[study], results) for study in studies}
-    for study, d in data.items():   # members computed once here, before the workers fork, not per figure
-        manifests[study]["warnings"] = edge_warnings(d.members, manifests[study].get("tuned", []))
+    for d in data.values():   # members computed once here, before the workers fork, not per figure
+        d.manifest["warnings"] = edge_warnings(d.members, d.manifest.get("tuned", []))
     jobs = [(data[study], name, out) for study in studies for name in FIGURES.names()]
 
     def tables_and_spec():

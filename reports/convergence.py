@@ -16,12 +16,13 @@ import pandas as pd
 from .figures import FIGURES, StudyData, shown_variants
 
 FRACTIONS = (90, 95, 99)
+TO_COLUMNS = [f"{unit}_to_{f}" for unit in ("epochs", "seconds") for f in FRACTIONS]   # add_convergence's
 
 
 def time_to_accuracy_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     """Per variant: mean epochs and seconds to 90/95/99% of the study's best val accuracy over the seeds
     that got there, and how many seeds got there (a mean over the fast seeds alone would flatter)."""
-    data = runs.loc[runs.study == study, ["variant"] + [f"{k}_to_{f}" for k in ("epochs", "seconds") for f in FRACTIONS]]
+    data = runs.loc[runs.study == study, ["variant", *TO_COLUMNS]]
     groups = data.groupby("variant", sort=False)
     table = pd.DataFrame({"n": groups.size()})
     for f in FRACTIONS:
@@ -72,9 +73,7 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
         return None
     order, note = shown_variants(runs)
     # The columns drawn only: copying the table's hundred config columns costs more than the drawing.
-    columns = ["run_id", "variant", "status", "best_val_acc"] + [f"{k}_to_{f}" for k in ("epochs", "seconds")
-                                                                 for f in FRACTIONS]
-    runs = runs.loc[runs.variant.isin(order), columns]
+    runs = runs.loc[runs.variant.isin(order), ["run_id", "variant", "status", "best_val_acc", *TO_COLUMNS]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, _height(len(order))),
                                       gridspec_kw={"width_ratios": [1, 1.2]})
     colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
