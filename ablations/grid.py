@@ -15,7 +15,8 @@ from lit_modules import ConfigError
 from .config import RunConfig
 from .presets import Preset
 from .runner import resolve, run_id
-from .storage import write_json
+from .results import write_manifest
+from .rules import check_variants
 from .study import Study, Trial
 
 
@@ -41,44 +42,60 @@ class PlannedRun:
 
 
 def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,
-         seeds: int | None = None, preset: Preset | None = None) -> list[PlannedRun]:
-    """Resolve every trial of every study; a bad one fails naming its study.
+         seeds: int | None = None, preset: Preset | None = None,
+         more: Mapping[str, Mapping[str, int]] | None = None) -> list[PlannedRun]:
+    """Resolve every trial of every study; a bad one fails naming its study.  `more` raises the seed
+    count of some variants per study ({study: {variant: seeds}}, from run_all --until-decided).
 
     Precedence, later wins: the preset's base, the study's own settings, the preset's settings for
-    that study, the global `overrides` (the user's --set).
+    that study, the global `overrides` (the user's --set).  The verdict rule is checked against the
+    variants and the metrics the resolved runs will produce, so a typo fails before anything trains.
     """
     runs: dict[str, PlannedRun] = {}
     preset = preset or Preset("none")
     for study in studies:
         sized = dict(preset.per_study.get(study.name, {}))
         try:
-            trials = study.trials(seeds if seeds is not None else preset.seeds)
-            if study.verdict:
-                study.verdict.check(trials)
+            trials = study.trials(seeds if seeds is not None else preset.seeds, (more or {}).get(study.name))
+            if not trials:
+                raise ConfigError("no trials to run (seeds must be at least 1)")
             varied = {k for t in trials for k in t.overrides if k not in study.base} & set(sized)
             if varied:
                 raise ConfigError(f"the preset sets {', '.join(sorted(varied))}, which the study varies")
+            if study.control is not None:
+                check_variants([study.control], trials)
         except ConfigError as e:
             raise ConfigError(f"study {study.name!r}: {e}") from None
+        procedure_of: dict[str, str] = {}
         for trial in trials:
             try:
                 cfg = resolve({**preset.base, **trial.overrides, **sized, **(overrides or {}), "seed": trial.seed})
             except ConfigError as e:
                 raise ConfigError(f"study {study.name!r}, variant {trial.variant!r}: {e}") from None
+            procedure_of[trial.variant] = cfg.trainer.procedure
             rid = run_id(cfg)
             runs.setdefault(rid, PlannedRun(rid, cfg)).trials.append(trial)
+        if study.verdict:
+            try:
+                study.verdict.check(trials, procedure_of)
+            except ConfigError as e:
+                raise ConfigError(f"study {study.name!r}: {e}") from None
     return list(runs.values())
 
 
-def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], results_dir: str | Path) -> None:
+def write_manifests(studies: Sequence[Study], runs: Sequence[PlannedRun], results_dir: str | Path,
+                    design: Mapping[str, Any] | None = None) -> None:
+    """One manifest per study.  `design` records how verdicts are tested: the planned looks of
+    run_all --until-decided (seed counts) and alpha, which reports.verdicts splits over the looks."""
     for study in studies:
         # In the study's own trial order (a run shared with an earlier study keeps that study's place).
         pairs = sorted(((t, r.run_id) for r in runs for t in r.trials if t.study == study.name),
                        key=lambda p: (p[0].order, p[0].seed))
         members = [{"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": rid} for t, rid in pairs]
-        write_json(Path(results_dir) / "studies" / f"{study.name}.json", {
+        write_manifest(results_dir, {
             "name": study.name, "question": study.question.strip(), "claim": study.claim,
             "mode": study.mode, "axes": list(study.axes), "runs": members,
-            "verdict": study.verdict.to_dict() if study.verdict else None, "tuned": list(study.tuned),
+            "verdict": study.verdict.to_dict() if study.verdict else None, "control": study.control_variant,
+            "design": dict(design or {}), "tuned": list(study.tuned),
             "previous_stage": study.previous, "has_next_stage": study.then is not None,
         })

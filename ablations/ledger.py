@@ -12,25 +12,27 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .storage import read_json
+from . import results
+from .results import DONE, ResultsError, run_dir
 
-DONE = ("completed", "diverged")
-
-
-def run_dir(results_dir: str | Path, run_id: str) -> Path:
-    return Path(results_dir) / "runs" / run_id
+__all__ = ["DONE", "run_dir", "read_summary", "state", "attempts", "RunLock", "take_over", "clear_partial_writes"]
 
 
 def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """The run's summary through the results contract; None when it has none or it is damaged (a
+    damaged run is not done: it trains again)."""
     try:
-        return read_json(run_dir(results_dir, run_id) / "summary.json")
-    except (FileNotFoundError, json.JSONDecodeError):
+        return results.read_summary(results_dir, run_id)
+    except ResultsError:
         return None
 
 
 def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:
-    """'done', 'failed' (attempts used up), 'retry' (failed, attempts left) or 'pending'."""
-    summary = read_summary(results_dir, run_id)
+    """'done', 'failed' (attempts used up), 'retry' (failed or damaged, attempts left) or 'pending'."""
+    try:
+        summary = results.check_run(results_dir, run_id)   # every file the report reads, checked
+    except ResultsError:
+        return "retry"
     if summary is None:
         return "pending"
     if summary.get("status") in DONE:

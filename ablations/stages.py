@@ -5,7 +5,6 @@ runs back from the results folder (`stage_table`), and calls `then(table)` for t
 which is validated and trained like any other.  The table is built only from what is stored (configs
 and summaries), so a re-run derives the same next stage and the ledger skips its finished runs.  A
 stage with unfinished runs (failed, busy) derives nothing yet: its next stage waits for a re-run.
-Test metrics are left out of the table on purpose: choosing on them would leak the test set.
 """
 from __future__ import annotations
 
@@ -19,34 +18,30 @@ import pandas as pd
 from lit_modules import ConfigError
 from lit_modules.config_tools import flat_dict
 
-from . import ledger
+from . import results
 from .grid import PlannedRun
 from .study import Study
 
-METRICS = ("initial_loss", "best_val_acc", "final_val_acc", "train_acc", "train_loss", "val_loss", "epochs",
-           "wall_time_s")
-
-
 def stage_table(study: Study, runs: Sequence[PlannedRun], results_dir: str | Path) -> pd.DataFrame:
     """One row per trial of `study` in trial order: variant, seed, run_id, status, `axis.<name>` labels,
-    the resolved config as dotted columns ("optim.lr") and the summary metrics (NaN where missing)."""
-    rows = []
+    the resolved config as dotted columns ("optim.lr") and the summary metrics (NaN where missing), read
+    through the results contract like the report's runs table.  A damaged run reads as unfinished."""
+    rows, errors = [], []
     for run in runs:
-        summary = ledger.read_summary(results_dir, run.run_id) or {}
         for t in run.trials:
             if t.study != study.name:
                 continue
-            row = {"variant": t.variant, "seed": t.seed, "run_id": run.run_id, "order": t.order,
-                   "status": summary.get("status", "missing")}
-            row.update({f"axis.{k}": v for k, v in t.axes.items()})
+            member = {"variant": t.variant, "seed": t.seed, "axes": dict(t.axes), "run_id": run.run_id}
+            row = results.run_row(results_dir, study.name, member, errors)
             row.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in flat_dict(run.cfg).items()})
-            row.update({k: _number(summary.get(k)) for k in METRICS})
+            row["order"] = t.order
             rows.append(row)
-    return pd.DataFrame(rows).sort_values(["order", "seed"], kind="stable").reset_index(drop=True)
-
-
-def _number(v) -> float:
-    return math.nan if v is None else float(v)
+    table = pd.DataFrame(rows)
+    for name in results.METRICS.names():
+        table[name] = pd.to_numeric(table[name], errors="coerce") if name in table else math.nan
+    # Test metrics stay out: choosing the next stage on them would leak the test set.
+    table = table.drop(columns=[c for c in table if c.startswith("test_") or c.startswith("config.")])
+    return table.sort_values(["order", "seed"], kind="stable").reset_index(drop=True)
 
 
 def next_stages(stages: Sequence[Study], runs: Sequence[PlannedRun],
@@ -57,7 +52,7 @@ def next_stages(stages: Sequence[Study], runs: Sequence[PlannedRun],
         if study.then is None:
             continue
         table = stage_table(study, runs, results_dir)
-        unfinished = int((~table.status.isin(ledger.DONE)).sum())
+        unfinished = int((~table.status.isin(results.DONE)).sum())
         if unfinished:
             waiting.append(f"study {study.name!r}: next stage waits for {unfinished} unfinished run(s); re-run")
             continue

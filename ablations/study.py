@@ -19,7 +19,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from lit_modules import ConfigError, Registry
+from lit_modules.registry import ConfigError, Registry
+
+# Rules live in ablations.rules (torch-free, shared with the report); study files may import them here.
+from .rules import AllOf, BestOf, Better, EnsembleGain, Holds, Interaction, LrRange  # noqa: F401
 
 
 class Bundle(dict):
@@ -61,100 +64,6 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class Better:
-    """Verdict rule: `variant` beats every variant in `than` on `metric`, by the paired per-seed
-    difference whose 95% bootstrap interval excludes zero.  Evaluated by reports.verdicts."""
-    variant: str
-    than: tuple[str, ...]
-    metric: str = "final_val_acc"   # or best_val_acc, test_acc, val_loss_auc, epochs_to_95
-    higher_is_better: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": "better", "variant": self.variant, "than": list(self.than), "metric": self.metric,
-                "higher_is_better": self.higher_is_better}
-
-    def variants(self) -> list[str]:
-        return [self.variant, *self.than]
-
-    def check(self, trials: Sequence["Trial"]) -> None:
-        check_variants(self.variants(), trials)
-
-
-def check_variants(variants: Sequence[str], trials: Sequence["Trial"]) -> None:
-    """A verdict rule may only name variants the study has (checked when the grid is planned)."""
-    names = list(dict.fromkeys(t.variant for t in trials))
-    for variant in variants:
-        if variant not in names:
-            raise ConfigError(f"verdict names unknown variant {variant!r}; valid choices: {', '.join(names)}")
-
-
-@dataclass(frozen=True)
-class BestOf:
-    """Verdict rule: per seed, the best `metric` over the trials whose `axis` is `group` is at least the
-    best over those whose `axis` is `than` (random vs grid search with the same budget).  Evaluated by
-    reports.verdicts: supported when the paired 95% interval of that difference lies at or above zero."""
-    axis: str
-    group: str
-    than: str
-    metric: str = "final_val_acc"
-    higher_is_better: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": "best_of", "axis": self.axis, "group": self.group, "than": self.than,
-                "metric": self.metric, "higher_is_better": self.higher_is_better}
-
-    def check(self, trials: Sequence["Trial"]) -> None:
-        labels = sorted({t.axes[self.axis] for t in trials if self.axis in t.axes})
-        for label in (self.group, self.than):
-            if label not in labels:
-                raise ConfigError(f"verdict names unknown {self.axis!r} value {label!r}; "
-                                  f"valid choices: {', '.join(labels) or '(no such axis)'}")
-
-
-@dataclass(frozen=True)
-class EnsembleGain:
-    """Verdict rule: averaging the softmax of `variant`'s models (`kind` "independent": its seeds;
-    "snapshot": the per-cycle snapshots of each run) beats the single model on `split`, with a 95%
-    bootstrap interval over examples above zero.  Evaluated by reports.ensembles."""
-    variant: str
-    kind: str = "independent"
-    split: str = "test"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": "ensemble_gain", "variant": self.variant, "kind": self.kind, "split": self.split}
-
-    def variants(self) -> list[str]:
-        return [self.variant]
-
-    def check(self, trials: Sequence["Trial"]) -> None:
-        check_variants(self.variants(), trials)
-
-
-@dataclass(frozen=True)
-class Interaction:
-    """Verdict rule: going from `control` to `variant` gains more on `metric` than going from
-    `other_control` to `other_variant` ("decay helps SGD more than Adam").  Per seed the difference of
-    the two differences; supported when its 95% bootstrap interval lies above zero."""
-    variant: str
-    control: str
-    other_variant: str
-    other_control: str
-    metric: str = "final_val_acc"
-    higher_is_better: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": "interaction", "variant": self.variant, "control": self.control,
-                "other_variant": self.other_variant, "other_control": self.other_control, "metric": self.metric,
-                "higher_is_better": self.higher_is_better}
-
-    def variants(self) -> list[str]:
-        return [self.variant, self.control, self.other_variant, self.other_control]
-
-    def check(self, trials: Sequence["Trial"]) -> None:
-        check_variants(self.variants(), trials)
-
-
-@dataclass(frozen=True)
 class Trial:
     """One configuration of a study at one seed; `axes` maps axis name -> label (for tags and reports)."""
     study: str
@@ -176,17 +85,26 @@ class Study:
     fixed_seeds: bool = False       # the seed count is part of the design (a search budget): --seeds leaves it
     samples: int = 0                                        # trials in modes "random", "grid_vs_random"
     question: str = ""                                      # the study file's docstring
-    verdict: Any = None   # Better, BestOf, EnsembleGain, Interaction or ablations.rules (AllOf, Holds, LrRange): the rule that turns runs into a verdict
+    verdict: Any = None             # a rule of ablations.rules: how the runs answer the claim
+    # The variant every other one is compared with in the report's vs_control column: the baseline of a
+    # one-axis study; grids and searches name a cell.  None: no such column (no meaningful control).
+    control: str | None = None
     tuned: tuple[str, ...] = ()     # keys being tuned: the report warns when the best sits at a range edge
     then: Callable[[Any], "Study"] | None = None            # this stage's runs table -> the next stage
     previous: str = ""             # the stage this one was derived from (set by ablations.stages)
 
-    def trials(self, seeds: int | None = None) -> list[Trial]:
-        """Every (variant, seed) of the study; study-level settings first, then the axis values."""
+    @property
+    def control_variant(self) -> str | None:
+        return self.control if self.control is not None else ("baseline" if self.mode == "one_at_a_time" else None)
+
+    def trials(self, seeds: int | None = None, more: Mapping[str, int] | None = None) -> list[Trial]:
+        """Every (variant, seed) of the study; study-level settings first, then the axis values.
+        `more` raises the seed count of some variants (run_all --until-decided adds seeds there only)."""
         expand = EXPANSIONS.get(self.mode)
+        n = self.seeds if seeds is None or self.fixed_seeds else seeds
         out = []
         for order, (variant, labels, overrides) in enumerate(expand(self)):
-            for seed in range(self.seeds if seeds is None or self.fixed_seeds else seeds):
+            for seed in range(max(n, (more or {}).get(variant, 0))):
                 out.append(Trial(self.name, variant, labels, {**self.base, **overrides}, seed, order))
         return out
 

@@ -1,21 +1,36 @@
-"""LightningModules and their building blocks: one registry per ablation axis."""
-from .averaging import AVERAGING, AveragingConfig, build_averaging
-from .config import ModelConfig, OptimConfig, ScheduleConfig
-from .config_tools import config_hash, flat_dict, leaf_keys, override, to_dict
-from .layers import ACTIVATIONS, INITIALIZERS, NORMS, build_activation, build_norm, init_layer
-from .module import ImageClassifier
-from .networks import NETWORKS, NORM_PLACEMENTS, build_network
-from .optim import OPTIMIZERS, SCHEDULES, OptimSpec, build_optimizer, build_schedule
-from .registry import ConfigError, Registry
-from .transfer import TRANSFER_MODES, CheckpointError, Finetune, load_body
-from .regularizers import POOLS, build_pool
+"""LightningModules and their building blocks: one registry per ablation axis.
 
-__all__ = [
-    "ACTIVATIONS", "INITIALIZERS", "NETWORKS", "NORMS", "NORM_PLACEMENTS", "OPTIMIZERS", "SCHEDULES",
-    "ConfigError", "ImageClassifier", "ModelConfig", "OptimConfig", "OptimSpec", "Registry",
-    "ScheduleConfig", "build_activation", "build_network", "build_norm", "build_optimizer",
-    "build_schedule", "config_hash", "flat_dict", "init_layer", "leaf_keys", "override", "to_dict",
-    "POOLS", "build_pool",
-]
-__all__ += ["AVERAGING", "AveragingConfig", "build_averaging"]
-__all__ += ["CheckpointError", "Finetune", "TRANSFER_MODES", "load_body"]
+Names are loaded on first use (PEP 562), so `lit_modules.registry` (the torch-free Registry and
+ConfigError) can be imported by the report side without pulling in torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "averaging": ["AVERAGING", "AveragingConfig", "build_averaging"],
+    "config": ["ModelConfig", "OptimConfig", "ScheduleConfig"],
+    "config_tools": ["config_hash", "flat_dict", "leaf_keys", "override", "to_dict"],
+    "layers": ["ACTIVATIONS", "INITIALIZERS", "NORMS", "build_activation", "build_norm", "init_layer"],
+    "module": ["ImageClassifier"],
+    "networks": ["NETWORKS", "NORM_PLACEMENTS", "build_network"],
+    "optim": ["OPTIMIZERS", "SCHEDULES", "OptimSpec", "build_optimizer", "build_schedule"],
+    "registry": ["ConfigError", "Registry"],
+    "transfer": ["TRANSFER_MODES", "CheckpointError", "Finetune", "load_body"],
+    "regularizers": ["POOLS", "build_pool"],
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'lit_modules' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value   # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

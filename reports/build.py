@@ -15,11 +15,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.results import DONE, manifest_path, read_manifest
+
 from . import babysitting_figures, convergence, diagnostics, ensembles, transfer_figures
 from .conditions import conditions_markdown, run_conditions
 from .figures import FIGURES, StudyData
 from .search import edge_warnings  # also registers the search figures
-from .stats import bootstrap_ci, paired_difference
+from .stats import t_interval
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
@@ -27,39 +29,42 @@ from .verdicts import add_convergence, evaluate
 REGISTERING = (ensembles, babysitting_figures, transfer_figures, diagnostics)
 
 
-def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
-    """Per variant: n, mean and 95% bootstrap CI of final val and test accuracy, the train-val gap in
-    accuracy (`gap`) and in loss (`loss_gap`, val - train), and the paired per-seed difference against
-    the baseline (the study's first variant)."""
+def study_stats(runs: pd.DataFrame, study: str, control: str | None = None) -> pd.DataFrame:
+    """Per variant: n, mean and 95% Student-t CI of final val and test accuracy, the train-val gap in
+    accuracy (`gap`) and in loss (`loss_gap`, val - train), and the paired per-seed difference in final
+    val accuracy against the study's declared `control` (no such columns without one)."""
     data = runs[runs.study == study]
     # Plain arrays and a mask per variant: pandas' per-group objects cost ~2 ms a variant (a second for
     # a 1,000-run report), the arithmetic microseconds.
     variant = data.variant.to_numpy()
     seed, status = data.seed.to_numpy(), data.status.to_numpy()
+    done = np.isin(status, list(DONE))
     val, test = data.final_val_acc.to_numpy(float), data.test_acc.to_numpy(float)
     # add_convergence's gap (clean train accuracy - val) where present
     gap = (data.gap if "gap" in data else data.train_acc - data.final_val_acc).to_numpy(float)
     loss_gap = (data.val_loss - data.train_loss).to_numpy(float)
     variants = list(dict.fromkeys(variant))
     masks = {v: variant == v for v in variants}
-    by_seed = {v: dict(zip(seed[m], val[m])) for v, m in masks.items()}
+    by_seed = {v: dict(zip(seed[m & done], val[m & done])) for v, m in masks.items()}
     rows = []
     for v, m in masks.items():
-        val_ci, test_ci = bootstrap_ci(val[m]), bootstrap_ci(test[m])
-        diff = paired_difference(by_seed[v], by_seed[variants[0]])
-        rows.append({"variant": v, "n": int(m.sum()), "val_acc": val_ci.mean, "val_ci": _ci(val_ci),
-                     "test_acc": test_ci.mean, "test_ci": _ci(test_ci),
-                     "gap": float(np.nanmean(gap[m])) if np.isfinite(gap[m]).any() else math.nan,
-                     "loss_gap": float(np.nanmean(loss_gap[m])) if np.isfinite(loss_gap[m]).any() else math.nan,
-                     "vs_baseline": diff.mean, "vs_baseline_ci": _ci(diff),
-                     "ci_excludes_0": diff.excludes_zero(),
-                     "diverged": int((status[m] == "diverged").sum()),
-                     "failed": int((~np.isin(status[m], ["completed", "diverged"])).sum())})
+        val_ci, test_ci = t_interval(val[m & done]), t_interval(test[m & done])
+        row = {"variant": v, "n": int(m.sum()), "val_acc": val_ci.mean, "val_ci": _ci(val_ci),
+               "test_acc": test_ci.mean, "test_ci": _ci(test_ci),
+               "gap": float(np.nanmean(gap[m])) if np.isfinite(gap[m]).any() else math.nan,
+               "loss_gap": float(np.nanmean(loss_gap[m])) if np.isfinite(loss_gap[m]).any() else math.nan}
+        if control in by_seed:
+            common = sorted(set(by_seed[v]) & set(by_seed[control]))
+            diff = t_interval([by_seed[v][s] - by_seed[control][s] for s in common])
+            row.update({"vs_control": diff.mean, "vs_control_ci": _ci(diff), "vs_control_n": diff.n})
+        row.update({"diverged": int((status[m] == "diverged").sum()),
+                    "failed": int((~np.isin(status[m], list(DONE))).sum())})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _manifest(results: Path, study: str) -> dict:
-    return json.loads((results / "studies" / f"{study}.json").read_text())
+    return read_manifest(manifest_path(results, study))
 
 
 def _ci(interval) -> str:
@@ -146,7 +151,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
 def _study_section(data: StudyData, out: Path) -> tuple:
     """Write one study's CSVs; returns (study, stats, images to fill, manifest, verdict, extra tables)."""
     study, runs = data.study, data.runs
-    stats = study_stats(runs, study)
+    stats = study_stats(runs, study, data.manifest.get("control"))
     stats.to_csv(out / f"{study}_stats.csv", index=False)
     convergence.time_to_accuracy_table(runs, study).to_csv(out / f"{study}_time_to_acc.csv", index=False)
     convergence.gap_table(runs, study).to_csv(out / f"{study}_gap.csv", index=False)
@@ -156,7 +161,7 @@ def _study_section(data: StudyData, out: Path) -> tuple:
         if table is not None:
             table.to_csv(out / f"{study}_{name}.csv", index=False)
             extra.append((name, table))
-    verdict = evaluate(data.manifest.get("verdict"), data.members, data.results_dir)
+    verdict = evaluate(data.manifest.get("verdict"), data.members, data.results_dir, data.manifest.get("design"))
     return study, stats, [], data.manifest, verdict, extra
 
 
@@ -180,7 +185,7 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
     page += ["<h2>Run conditions</h2><table>"] + [f"<tr><th align='left'>{html.escape(k)}</th>"
                                                   f"<td>{html.escape(v)}</td></tr>" for k, v in conditions]
     page += ["</table>"]
-    for study, stats, images, manifest, (verdict, why), extra in sections:
+    for study, stats, images, manifest, (verdict, why, *_), extra in sections:
         if verdict == "no rule" and (manifest.get("has_next_stage") or manifest.get("previous_stage")):
             # A staged study states its claim once: the verdict sits with the stage that holds the rule.
             other = manifest.get("previous_stage") or "the next stage"

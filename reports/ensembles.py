@@ -5,9 +5,9 @@ Two kinds, from the `predictions.npz` each finished run stores (ablations/predic
                against the mean accuracy of those runs alone (the lecture: "about 2% better");
   snapshot     within one run of a cyclic schedule, the snapshots at the end of each cycle averaged,
                against the last snapshot alone (Huang et al.); averaged over the variant's runs.
-The gain's 95% interval is a bootstrap over the evaluated examples of the per-example difference
-(ensemble correct minus single model correct): it measures the test-set noise of the gain, not the
-spread over training seeds.  Missing or unreadable prediction files are reported and skipped.
+The gain is tested with a paired t-test over the evaluated examples of the per-example difference
+(ensemble correct minus single model correct; hundreds of examples, where the t-interval's coverage
+holds: tests/test_stats.py): it measures the test-set noise of the gain, not the spread over seeds.  Missing or unreadable prediction files are reported and skipped.
 """
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lit_modules import Registry
+from ablations.results import Registry
 
 from .figures import FIGURES, StudyData
-from .stats import Interval, bootstrap_ci
+from .stats import Interval, paired_t, t_interval
 from .tables import TABLES
-from .verdicts import RULES
+from .stats import UNDECIDED
+from .verdicts import RULES, Check
 
 SPLITS = ("val", "test")
 
@@ -122,7 +123,7 @@ def ensemble_results(data: StudyData, variants=None) -> list[dict[str, Any]]:
                 single, together, gain, n_models = KINDS.get(kind).evaluate(found, split)
                 record.update({"n_models": n_models, f"{split}_single_acc": single,
                                f"{split}_ensemble_acc": together, f"{split}_gain": together - single,
-                               f"{split}_interval": bootstrap_ci(gain)})
+                               f"{split}_gain_per_example": gain, f"{split}_interval": t_interval(gain)})
             records.append(record)
     return records
 
@@ -168,23 +169,21 @@ def ensemble_figure(data: StudyData) -> plt.Figure | None:
 
 
 @RULES.register("ensemble_gain")
-def ensemble_gain_rule(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    """Supported when the ensemble's gain over the single model has a 95% interval above zero."""
-    results_dir = runs.attrs.get("results_dir")
+def ensemble_gain_rule(rule: dict[str, Any], runs: pd.DataFrame, ctx) -> list:
+    """The ensemble's gain over the single model, tested over the split's examples (paired t)."""
     study = runs.study.iloc[0] if len(runs) else ""
-    data = StudyData(study, runs, pd.DataFrame(), {}, results_dir)
+    data = StudyData(study, runs, pd.DataFrame(), {}, ctx.results_dir)
     kind, split = rule["kind"], rule["split"]
+    label = f"{rule['variant']}: {kind} ensemble vs single model on {split}"
     found = [r for r in ensemble_results(data, [rule["variant"]]) if r["kind"] == kind]
     if not found:
-        return "inconclusive at this scale", f"no {kind} ensemble of {rule['variant']} (predictions missing)"
+        return [Check(UNDECIDED, f"{label}: no ensemble (predictions missing)")]
     r = found[0]
-    interval = r[f"{split}_interval"]
-    why = (f"{rule['variant']}: {kind} ensemble of {r['n_models']} models, {split} acc "
-           f"{r[f'{split}_ensemble_acc']:.4f} vs single {r[f'{split}_single_acc']:.4f}: gain "
-           f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} {split} examples")
-    if not interval.excludes_zero():
-        return "inconclusive at this scale", why
-    return ("supported" if interval.low > 0 else "contradicted"), why
+    pairs = [f"{r['n_models']} models: ensemble acc {r[f'{split}_ensemble_acc']:.4f} vs single "
+             f"{r[f'{split}_single_acc']:.4f} (per-example differences over {len(r[f'{split}_gain_per_example'])} "
+             f"{split} examples)"]
+    return [paired_t(label, f"{split} accuracy", rule["delta"], r[f"{split}_gain_per_example"], pairs, ctx.level,
+                     unit=f"{split} examples")]
 
 
 TABLES.add("ensembles", ensemble_table)

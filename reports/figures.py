@@ -24,9 +24,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from lit_modules import Registry  # noqa: E402
+from ablations.results import Registry  # noqa: E402
 
-from .stats import bootstrap_ci  # noqa: E402
+from .stats import t_interval  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 # A fixed title height: matplotlib's automatic one measures every tick label of every axis at each draw
@@ -142,7 +142,7 @@ def learning_curves(history: pd.DataFrame, runs: pd.DataFrame, study: str) -> pl
 
 
 def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc") -> plt.Figure:
-    """Mean and 95% bootstrap CI per variant (black), every seed as a point; the baseline's mean as a
+    """Mean and 95% Student-t CI per variant (black), every seed as a point; the baseline's mean as a
     dashed line.  Variants run down the y axis, so 100+ variants and long names stay readable."""
     order, note = shown_variants(runs[runs.study == study])
     data = runs.loc[(runs.study == study) & runs.variant.isin(order), ["variant", metric]]
@@ -152,7 +152,7 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(data))
     ax.scatter(data[metric], pos + jitter, s=22, alpha=0.7, c=[colors[v] for v in data.variant], linewidths=0,
                zorder=3, label="one seed")
-    cis = [bootstrap_ci(data.loc[data.variant == v, metric]) for v in order]
+    cis = [t_interval(data.loc[data.variant == v, metric]) for v in order]
     means = np.array([c.mean for c in cis])
     err = np.array([[c.mean - c.low for c in cis], [c.high - c.mean for c in cis]])
     ax.errorbar(means, np.arange(len(order)), xerr=err, fmt="|", color="black", ms=12, capsize=3, lw=1.2,

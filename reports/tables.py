@@ -7,60 +7,22 @@ Missing, partial or corrupt files are reported and skipped.
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lit_modules import Registry
-
-METRICS = ("initial_loss", "best_val_acc", "final_val_acc", "test_acc", "test_loss", "train_acc", "train_loss",
-           "val_loss", "wall_time_s", "epochs", "clean_train_acc")
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        warnings.warn(f"skipping unreadable {path}: {e}")
-        return None
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
+from ablations.results import DONE, Registry, read_runs, run_dir
 
 
 def runs_table(results_dir: str | Path) -> pd.DataFrame:
-    results = Path(results_dir)
-    rows = []
-    for manifest_path in sorted((results / "studies").glob("*.json")):
-        manifest = _read(manifest_path)
-        if manifest is None:
-            continue
-        for member in manifest.get("runs", []):
-            run = results / "runs" / member["run_id"]
-            summary = _read(run / "summary.json") if (run / "summary.json").exists() else None
-            config = _read(run / "config.json") if (run / "config.json").exists() else None
-            row = {"study": manifest["name"], "variant": member["variant"], "seed": member["seed"],
-                   "run_id": member["run_id"], "status": (summary or {}).get("status", "missing")}
-            row.update({f"axis.{k}": v for k, v in member.get("axes", {}).items()})
-            row.update(_flatten(config or {}, "config."))
-            row.update(_flatten({k: v for k, v in (summary or {}).items()        # versions -> versions.torch, ...
-                                 if k not in ("run_id", "status", "seed", "traceback")}))
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    # Failed and diverged runs store null metrics: keep them as NaN floats, never as objects or zeros.
-    for col in METRICS:
-        if col in table:
-            table[col] = pd.to_numeric(table[col], errors="coerce")
+    """The runs table of ablations.results.read_runs; damaged files are warned about (once each) and
+    kept in `table.attrs["errors"]` for the report's list of damaged runs."""
+    table, errors = read_runs(results_dir)
+    for e in errors:
+        warnings.warn(f"skipping damaged {e.path}: {e.reason}")
+    table.attrs["errors"] = errors
     return table
 
 
@@ -69,7 +31,7 @@ def history_table(results_dir: str | Path, run_ids) -> pd.DataFrame:
     # ~15 ms each, 15 s for a 1,000-run report (benchmarks/report_speed.py).
     groups: dict[tuple[str, ...], tuple[list[str], list[list[str]]]] = {}
     for rid in sorted(set(run_ids)):
-        path = Path(results_dir) / "runs" / rid / "metrics.csv"
+        path = run_dir(results_dir, rid) / "metrics.csv"
         if not path.exists():
             continue
         try:
@@ -111,7 +73,7 @@ def study_summary(runs: pd.DataFrame) -> pd.DataFrame:
     agg = runs.groupby(["study", "variant"], sort=False).agg(
         n=("seed", "size"), val_acc=("final_val_acc", "mean"), val_acc_std=("final_val_acc", "std"),
         test_acc=("test_acc", "mean"), diverged=("status", lambda s: int((s == "diverged").sum())),
-        failed=("status", lambda s: int((s != "completed").sum() - (s == "diverged").sum())))
+        failed=("status", lambda s: int((~s.isin(DONE)).sum())))
     return agg.reset_index()
 
 

@@ -1,121 +1,196 @@
-"""Verdict rules, stored as data in each study's manifest and evaluated on the runs table.
+"""Verdict rules, stored as data in each study's manifest (ablations.rules) and evaluated here from the
+runs table alone.
 
-A rule's `rule` field names its entry here.  Every comparison is paired by seed (same initialization
-and data order), and a claim is `supported` only when every paired 95% interval excludes zero on the
-claimed side, `contradicted` when any excludes zero on the other side, else `inconclusive at this
-scale`.
+Every comparison is paired by seed (same initialization and data order) and tested with reports.stats:
+a paired t-test on the per-seed differences (an exact sign test where a run has no number), Holm over
+the comparisons of one rule, and four outcomes against the rule's smallest effect of interest:
+supported, contradicted, no practical difference, undecided (with the seeds that would decide it).
+When a study adds seeds in rounds (run_all --until-decided), alpha is split evenly over the planned
+looks recorded in its manifest, so the repeated looks keep the error rate at alpha.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
-from lit_modules import Registry
+from ablations.results import DONE, Registry
+from ablations.rules import direction, smallest_effect
 
-from .stats import paired_difference
+from . import stats
+from .stats import Comparison, combine, decide, describe, paired_t, sign_test
 
-RULES: Registry[Callable[[dict[str, Any], pd.DataFrame], tuple[str, str]]] = Registry("verdict rule")
+
+@dataclass(frozen=True)
+class Check:
+    """A part of a claim checked on each run (Holds), not tested: no interval, no Holm."""
+    outcome: str
+    text: str
 
 
+@dataclass(frozen=True)
+class Context:
+    level: float            # the interval level of one look: 1 - alpha / looks
+    results_dir: Any = None  # for rules that read run files (reports/ensembles.py)
+
+
+class Verdict(NamedTuple):
+    outcome: str
+    text: str
+    comparisons: tuple = ()   # the decided Comparisons (for the overview and the forest plot)
+
+
+Part = Comparison | Check
+RULES: Registry[Callable[[dict[str, Any], pd.DataFrame, Context], list[Part]]] = Registry("verdict rule")
+
+
+def design_alpha(design: dict[str, Any] | None) -> float:
+    """Alpha for one look: the design's alpha split evenly over its planned looks (Bonferroni over looks,
+    valid whatever the dependence between them)."""
+    design = design or {}
+    return float(design.get("alpha", stats.ALPHA)) / max(1, len(design.get("looks", [])) or 1)
+
+
+def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None,
+             design: dict[str, Any] | None = None) -> Verdict:
+    if not rule:
+        return Verdict("no rule", "")
+    alpha = design_alpha(design)
+    parts = RULES.get(rule["rule"])(rule, runs, Context(1 - alpha, results_dir))
+    comparisons = decide([p for p in parts if isinstance(p, Comparison)], alpha)
+    decided = iter(comparisons)
+    parts = [next(decided) if isinstance(p, Comparison) else p for p in parts]
+    m = len(comparisons)
+    lines = [describe(p, m) if isinstance(p, Comparison) else f"[{p.outcome}] {p.text}" for p in parts]
+    return Verdict(combine([p.outcome for p in parts]), "; ".join(lines), tuple(comparisons))
+
+
+# --- per-seed values ----------------------------------------------------------------------------------
+NO_NUMBER = None   # a finished run without the metric (diverged, never reached): worst in its comparison
+
+
+def per_seed(runs: pd.DataFrame, variant: str, metric: str) -> dict[int, float | None]:
+    """seed -> the metric of `variant`'s finished runs; NO_NUMBER where a finished run has none (NaN,
+    +-inf); unfinished runs (failed, missing, damaged) are left out, never counted as results."""
+    part = runs[(runs.variant == variant) & runs.status.isin(DONE)]
+    if metric not in part:
+        return {int(s): NO_NUMBER for s in part.seed}
+    return {int(s): (float(v) if _is_number(v) else NO_NUMBER) for s, v in zip(part.seed, part[metric])}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v: float | None) -> str:
+    return "none" if v is None else f"{v:.4g}"
+
+
+def compare(label: str, metric: str, delta: float, sign: float, mine: dict[int, float | None],
+            theirs: dict[int, float | None], level: float) -> Comparison:
+    """The paired comparison of two per-seed dicts (positive favours `mine` after `sign`): a t-test on
+    the differences, or an exact sign test when some pair lacks a number (it loses to one that has)."""
+    seeds = sorted(set(mine) & set(theirs))
+    pairs = [f"s{s} {_fmt(mine[s])} vs {_fmt(theirs[s])}" for s in seeds]
+    if all(mine[s] is not None and theirs[s] is not None for s in seeds):
+        return paired_t(label, metric, delta, [sign * (mine[s] - theirs[s]) for s in seeds], pairs, level)
+    signs = []
+    for s in seeds:
+        a, b = mine[s], theirs[s]
+        signs.append(0 if a is None and b is None else 1 if b is None else -1 if a is None
+                     else int(math.copysign(1, sign * (a - b))) if a != b else 0)
+    return sign_test(label, metric, delta, signs, pairs, level)
+
+
+# --- the rules ------------------------------------------------------------------------------------------
 @RULES.register("better")
-def better(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    metric, sign = rule["metric"], 1.0 if rule["higher_is_better"] else -1.0
-    if metric not in runs:   # e.g. a diagnostic metric of runs trained with diagnostics off
-        return "inconclusive at this scale", f"no run has {metric}"
-    values = {v: dict(zip(part.seed, part[metric])) for v, part in runs.groupby("variant")}
-    if rule["variant"] not in values:
-        return "inconclusive at this scale", f"no runs of {rule['variant']}"
-    outcomes, lines = [], []
-    for other in rule["than"]:
-        if other not in values:
-            outcomes.append("inconclusive at this scale")
-            lines.append(f"no runs of {other}")
-            continue
-        # A diverged run has no metric; it loses to any run that finished.
-        mine = {s: v if not _nan(v) else -sign * math.inf for s, v in values[rule["variant"]].items()}
-        theirs = {s: v if not _nan(v) else -sign * math.inf for s, v in values[other].items()}
-        diffs = {s: sign * (mine[s] - theirs[s]) for s in set(mine) & set(theirs)}
-        # Both missing (inf - inf = NaN) is a tie, not a win.
-        finite = {s: (d if math.isfinite(d) else 0.0 if math.isnan(d) else math.copysign(1.0, d))
-                  for s, d in diffs.items()}
-        interval = paired_difference(finite, {s: 0.0 for s in finite})
-        if interval.excludes_zero():
-            outcomes.append("supported" if interval.low > 0 else "contradicted")
-        else:
-            outcomes.append("inconclusive at this scale")
-        lines.append(f"{rule['variant']} vs {other}: {metric} advantage {interval.mean:+.4f} "
-                     f"[{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
-    return overall(outcomes), "; ".join(lines)
+def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
+    metric = rule["metric"]
+    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
+    delta = smallest_effect(metric, rule.get("delta"))
+    mine = per_seed(runs, rule["variant"], metric)
+    return [compare(f"{rule['variant']} vs {other}", metric, delta, sign, mine, per_seed(runs, other, metric),
+                    ctx.level) for other in rule["than"]]
 
 
 @RULES.register("best_of")
-def best_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    """Per seed, the best metric among the `group` trials against the best among the `than` trials
-    (same budget): supported when the paired interval lies at or above zero (ties count for the claim
-    "at least as good"), contradicted when it lies below zero."""
-    metric, sign, column = rule["metric"], 1.0 if rule["higher_is_better"] else -1.0, f"axis.{rule['axis']}"
-    best = {}
+def best_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
+    """Per seed: the trial that `select` (val) picks in each group, compared on `metric` (test)."""
+    metric, select, column = rule["metric"], rule["select"], f"axis.{rule['axis']}"
+    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
+    pick_sign = 1.0 if direction(select, None) else -1.0
+    chosen = {}
     for label in (rule["group"], rule["than"]):
-        part = runs[runs[column] == label] if column in runs else runs.iloc[:0]
-        if part.empty:
-            return "inconclusive at this scale", f"no runs of {rule['axis']}={label}"
-        # A diverged run has no metric: it never is the best of its search.
-        best[label] = (sign * part[metric]).fillna(-math.inf).groupby(part.seed).max().to_dict()
-    mine, theirs = best[rule["group"]], best[rule["than"]]
-    diffs = {s: mine[s] - theirs[s] for s in set(mine) & set(theirs)}
-    diffs = {s: (d if math.isfinite(d) else (math.copysign(1.0, d) if not math.isnan(d) else 0.0))
-             for s, d in diffs.items()}
-    interval = paired_difference(diffs, {s: 0.0 for s in diffs})
-    if interval.n > 1 and interval.low >= 0:
-        verdict = "supported"
-    elif interval.excludes_zero() and interval.high < 0:
-        verdict = "contradicted"
-    else:
-        verdict = "inconclusive at this scale"
-    seeds = sorted(diffs)
-    shown = ", ".join(f"{sign * mine[s]:.4f} vs {sign * theirs[s]:.4f}" for s in seeds)
-    return verdict, (f"best {metric} per seed, {rule['group']} vs {rule['than']}: {shown}; advantage "
-                     f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
+        part = runs[(runs[column] == label) & runs.status.isin(DONE)] if column in runs else runs.iloc[:0]
+        part = part[part[select].map(_is_number)] if select in part else part.iloc[:0]
+        # The trial val picks, per seed (ties: the earlier trial); its held-out metric is the result.
+        best = part.assign(_score=pick_sign * part[select].astype(float)).sort_values(
+            ["seed", "_score"], ascending=[True, False], kind="stable").drop_duplicates("seed")
+        chosen[label] = {int(s): (float(v) if _is_number(v) else NO_NUMBER)
+                         for s, v in zip(best.seed, best[metric] if metric in best else [None] * len(best))}
+    label = f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']} ({metric} of the trial {select} picks)"
+    return [compare(label, metric, smallest_effect(metric, rule.get("delta")), sign,
+                    chosen[rule["group"]], chosen[rule["than"]], ctx.level)]
 
 
 @RULES.register("interaction")
-def interaction(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    """(variant - control) - (other_variant - other_control) per seed; seeds where any of the four runs
-    has no metric (diverged) are left out and counted."""
+def interaction(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
+    """(variant - control) - (other_variant - other_control) per seed, over seeds where all four runs
+    have the metric (the others are counted in the label)."""
+    metric = rule["metric"]
     names = [rule[k] for k in ("variant", "control", "other_variant", "other_control")]
-    values = {v: dict(zip(part.seed, part[rule["metric"]])) for v, part in runs.groupby("variant")}
-    missing = [n for n in names if n not in values]
-    if missing:
-        return "inconclusive at this scale", f"no runs of {', '.join(missing)}"
-    a, b, c, d = (values[n] for n in names)
-    seeds = set(a) & set(b) & set(c) & set(d)
-    usable = [s for s in seeds if not any(_nan(v[s]) for v in (a, b, c, d))]
-    sign = 1.0 if rule["higher_is_better"] else -1.0
-    diffs = {s: sign * ((a[s] - b[s]) - (c[s] - d[s])) for s in usable}
-    interval = paired_difference(diffs, {s: 0.0 for s in diffs})
-    if interval.excludes_zero():
-        verdict = "supported" if interval.low > 0 else "contradicted"
-    else:
-        verdict = "inconclusive at this scale"
-    line = (f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]}): {rule['metric']} advantage "
-            f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] over {interval.n} seeds")
+    a, b, c, d = (per_seed(runs, n, metric) for n in names)
+    seeds = sorted(set(a) & set(b) & set(c) & set(d))
+    usable = [s for s in seeds if None not in (a[s], b[s], c[s], d[s])]
+    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
+    label = f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]})"
     if len(usable) < len(seeds):
-        line += f" ({len(seeds) - len(usable)} seeds left out: a run without the metric)"
-    return verdict, line
+        label += f" [{len(seeds) - len(usable)} seeds left out: a run without {metric}]"
+    pairs = [f"s{s} ({a[s]:.4g} - {b[s]:.4g}) - ({c[s]:.4g} - {d[s]:.4g})" for s in usable]
+    diffs = [sign * ((a[s] - b[s]) - (c[s] - d[s])) for s in usable]
+    return [paired_t(label, metric, smallest_effect(metric, rule.get("delta")), diffs, pairs, ctx.level)]
 
 
-def _nan(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+_OPS: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+                                               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+                                               "==": lambda a, b: a == b}
 
 
-def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None) -> tuple[str, str]:
-    if not rule:
-        return "no rule", ""
-    runs = runs.copy()
-    runs.attrs["results_dir"] = results_dir   # for rules that read run files (reports/ensembles.py)
-    return RULES.get(rule["rule"])(rule, runs)
+@RULES.register("holds")
+def holds(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context | None = None) -> list[Part]:
+    """Supported when every finished seed satisfies `metric op value`; contradicted when one does not;
+    undecided while a seed lacks the metric.  A check on each run, reported as such (no test)."""
+    part = runs[(runs.variant == rule["variant"]) & runs.status.isin(DONE)]
+    where = f"{rule['variant']}: {rule['metric']} {rule['op']} {rule['value']}"
+    if part.empty or rule["metric"] not in part:
+        return [Check(stats.UNDECIDED, f"{where}: no finished run has {rule['metric']}")]
+    values = list(part[rule["metric"]])
+    ok = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else bool(_OPS[rule["op"]](v, rule["value"]))
+          for v in values]
+    shown = ", ".join(f"s{s} {v:.4g}" if isinstance(v, float) else f"s{s} {v}" for s, v in zip(part.seed, values))
+    text = f"{where} on {sum(o is True for o in ok)}/{len(ok)} seeds ({shown}; a check on each run, not a test)"
+    if any(o is False for o in ok):
+        return [Check(stats.CONTRADICTED, text)]
+    return [Check(stats.SUPPORTED if all(ok) else stats.UNDECIDED, text)]
+
+
+@RULES.register("lr_range")
+def lr_range(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
+    """The lecture's picture of the range test: flat loss at tiny lrs, an explosion at huge ones."""
+    return [*holds({"variant": rule["variant"], "metric": "lr_find_low_change", "op": "<", "value": rule["flat"]}, runs),
+            *holds({"variant": rule["variant"], "metric": "lr_find_blowup", "op": ">", "value": rule["blowup"]}, runs)]
+
+
+@RULES.register("all")
+def all_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
+    """The parts of every sub-rule, as one family (Holm runs over all of its comparisons)."""
+    return [part for r in rule["rules"] for part in RULES.get(r["rule"])(r, runs, ctx)]
+
+
+def outcome_counts(verdicts: Sequence[str]) -> dict[str, int]:
+    return {o: sum(v == o for v in verdicts) for o in stats.OUTCOMES}
 
 
 def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -154,55 +229,3 @@ def add_convergence(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# --- rules on one variant, and combinations (ablations.rules) ------------------------------------------
-_OPS: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-                                               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-                                               "==": lambda a, b: a == b}
-
-
-def _seeds(runs: pd.DataFrame, variant: str, metric: str) -> dict[int, Any] | None:
-    part = runs[runs.variant == variant]
-    if part.empty or metric not in part:
-        return None
-    return dict(zip(part.seed, part[metric]))
-
-
-@RULES.register("holds")
-def holds(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    """Supported when every seed satisfies `metric op value`; contradicted when a finished seed does
-    not; a seed without the metric (diverged, failed) leaves it inconclusive."""
-    values = _seeds(runs, rule["variant"], rule["metric"])
-    where = f"{rule['variant']}: {rule['metric']} {rule['op']} {rule['value']}"
-    if not values:
-        return "inconclusive at this scale", f"{where}: no runs with {rule['metric']}"
-    check = _OPS[rule["op"]]
-    ok = {s: (None if _nan(v) else bool(check(v, rule["value"]))) for s, v in values.items()}
-    shown = ", ".join(dict.fromkeys(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values.values()))
-    why = f"{where} in {sum(o is True for o in ok.values())}/{len(ok)} seeds ({shown})"
-    if any(o is False for o in ok.values()):
-        return "contradicted", why
-    return ("supported" if all(ok.values()) else "inconclusive at this scale"), why
-
-
-@RULES.register("lr_range")
-def lr_range(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    """The lecture's picture of the range test: flat loss at tiny lrs, an explosion at huge ones."""
-    flat = holds({"variant": rule["variant"], "metric": "lr_find_low_change", "op": "<", "value": rule["flat"]}, runs)
-    boom = holds({"variant": rule["variant"], "metric": "lr_find_blowup", "op": ">", "value": rule["blowup"]}, runs)
-    return _combine([flat, boom], tagged=False)
-
-
-@RULES.register("all")
-def all_of(rule: dict[str, Any], runs: pd.DataFrame) -> tuple[str, str]:
-    return _combine([evaluate(r, runs) for r in rule["rules"]])
-
-
-def overall(verdicts: list[str]) -> str:
-    """Several parts of one claim: contradicted if any part is, supported if every part is."""
-    if "contradicted" in verdicts:
-        return "contradicted"
-    return "supported" if verdicts and all(v == "supported" for v in verdicts) else "inconclusive at this scale"
-
-
-def _combine(results: list[tuple[str, str]], tagged: bool = True) -> tuple[str, str]:
-    return overall([v for v, _ in results]), "; ".join(f"[{v}] {why}" if tagged else why for v, why in results)

@@ -153,16 +153,17 @@ def test_trajectory_metrics_on_a_known_path():
 
 
 # --- verdict rules ---------------------------------------------------------------------------------------
-def _runs(rows):
-    return pd.DataFrame([dict(zip(("variant", "seed", "metric"), r)) for r in rows])
+def _runs(rows, metric="metric"):
+    return pd.DataFrame([{**dict(zip(("variant", "seed", metric), r)), "status": "completed"} for r in rows])
 
 
 def test_holds_rule_on_known_inputs():
     rule = Holds("a", "metric", "<", 0.05).to_dict()
     assert evaluate(rule, _runs([("a", 0, 0.01), ("a", 1, 0.02)]))[0] == "supported"
     assert evaluate(rule, _runs([("a", 0, 0.01), ("a", 1, 0.2)]))[0] == "contradicted"
-    assert evaluate(rule, _runs([("a", 0, 0.01), ("a", 1, float("nan"))]))[0] == "inconclusive at this scale"
-    assert evaluate(rule, _runs([("b", 0, 0.01)]))[0] == "inconclusive at this scale"
+    assert evaluate(rule, _runs([("a", 0, 0.01), ("a", 1, float("nan"))]))[0] == "undecided"
+    assert evaluate(rule, _runs([("b", 0, 0.01)]))[0] == "undecided"
+    assert "a check on each run, not a test" in evaluate(rule, _runs([("a", 0, 0.01)]))[1]
     assert evaluate(Holds("a", "metric", "==", "x").to_dict(), _runs([("a", 0, "x")]))[0] == "supported"
     with pytest.raises(ValueError, match="op"):
         Holds("a", "metric", "~", 1)
@@ -170,7 +171,8 @@ def test_holds_rule_on_known_inputs():
 
 def test_lr_range_and_all_of_rules_on_known_inputs():
     def runs(low, blowup):
-        return pd.DataFrame({"variant": "f", "seed": [0, 1], "lr_find_low_change": low, "lr_find_blowup": blowup})
+        return pd.DataFrame({"variant": "f", "seed": [0, 1], "lr_find_low_change": low, "lr_find_blowup": blowup,
+                             "status": "completed"})
 
     rule = LrRange("f", flat=0.1, blowup=2.0).to_dict()
     assert evaluate(rule, runs([0.01, 0.05], [4.0, 30.0]))[0] == "supported"
@@ -183,12 +185,15 @@ def test_lr_range_and_all_of_rules_on_known_inputs():
     assert AllOf((ok, bad)).variants() == ["a", "b"]
 
 
-def test_better_calls_two_missing_values_a_tie():
+def test_better_calls_two_missing_values_a_tie_and_needs_enough_seeds():
+    """A saddle never escaped has no escape step: that run loses to one that escaped, by an exact sign
+    test; two seeds that agree are no evidence, six are."""
     nan = float("nan")
-    rule = Better("a", ("b",), metric="metric", higher_is_better=False).to_dict()
-    assert evaluate(rule, _runs([("a", 0, nan), ("b", 0, nan)]))[0] == "inconclusive at this scale"
-    never = _runs([("a", 0, 5.0), ("a", 1, 6.0), ("b", 0, nan), ("b", 1, nan)])
+    rule = Better("a", ("b",), metric="escape_step").to_dict()
+    assert evaluate(rule, _runs([("a", 0, nan), ("b", 0, nan)], "escape_step"))[0] == "undecided"
+    never = _runs([("a", s, 5.0 + s) for s in range(6)] + [("b", s, nan) for s in range(6)], "escape_step")
     assert evaluate(rule, never)[0] == "supported"                                 # b never got there
+    assert evaluate(rule, never[never.seed < 2])[0] == "undecided"
 
 
 # --- the studies end to end, tiny -------------------------------------------------------------------------

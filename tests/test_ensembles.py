@@ -17,6 +17,7 @@ from lit_modules.averaging import WeightAveraging
 from reports.ensembles import ensemble_gain, ensemble_table, load_predictions
 from reports.figures import StudyData
 from reports.tables import runs_table
+from reports.stats import OUTCOMES
 from reports.verdicts import evaluate
 
 
@@ -158,8 +159,8 @@ def test_ensembles_study_runs_tiny_and_reports_both_kinds(tiny_study):
     assert set(table.variant) == {"baseline", "schedule=cosine", "schedule=snapshots", "averaging=ema",
                                   "averaging=swa"}
     runs = runs_table(tiny_study)
-    verdict, why = evaluate(STUDIES.get("ensembles").verdict.to_dict(), runs[runs.study == "ensembles"], tiny_study)
-    assert verdict in ("supported", "contradicted", "inconclusive at this scale") and "ensemble of 2" in why
+    verdict, why, _ = evaluate(STUDIES.get("ensembles").verdict.to_dict(), runs[runs.study == "ensembles"], tiny_study)
+    assert verdict in OUTCOMES and "2 models" in why and "paired t-test over n=" in why and "test examples" in why
 
 
 def test_missing_corrupt_and_mismatched_predictions_are_skipped_with_a_warning(tiny_study, tmp_path):

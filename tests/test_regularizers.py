@@ -219,7 +219,7 @@ def test_gap_is_clean_train_accuracy_minus_val_accuracy():
 
 
 def _four(values: dict[str, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"variant": v, "seed": s, "final_val_acc": x}
+    return pd.DataFrame([{"variant": v, "seed": s, "final_val_acc": x, "status": "completed"}
                          for v, xs in values.items() for s, x in enumerate(xs)])
 
 
@@ -227,20 +227,21 @@ def test_interaction_rule_compares_the_gains_seed_by_seed():
     from ablations.study import Interaction
     from reports.verdicts import evaluate
     rule = Interaction("sgd,cos", "sgd,const", "adam,cos", "adam,const").to_dict()
-    # SGD gains 0.10 from decay in every seed, Adam 0.01: supported, advantage +0.09.
-    runs = _four({"sgd,cos": [0.9, 0.8, 0.85], "sgd,const": [0.8, 0.7, 0.75],
-                  "adam,cos": [0.91, 0.86, 0.9], "adam,const": [0.9, 0.85, 0.89]})
-    verdict, why = evaluate(rule, runs)
-    assert verdict == "supported" and "+0.0900" in why and "3 seeds" in why
+    # SGD gains 0.08-0.12 from decay (0.098 on average), Adam 0.01: the difference of the gains is 0.088.
+    runs = _four({"sgd,cos": [0.9, 0.8, 0.85, 0.88, 0.86], "sgd,const": [0.8, 0.72, 0.73, 0.77, 0.78],
+                  "adam,cos": [0.91, 0.86, 0.9, 0.9, 0.9], "adam,const": [0.9, 0.85, 0.89, 0.89, 0.89]})
+    verdict, why, (c,) = evaluate(rule, runs)
+    assert verdict == "supported" and c.estimate == pytest.approx(0.088) and "n=5 seeds" in why
     swapped = Interaction("adam,cos", "adam,const", "sgd,cos", "sgd,const").to_dict()
     assert evaluate(swapped, runs)[0] == "contradicted"
     mixed = _four({"sgd,cos": [0.9, 0.7, 0.85], "sgd,const": [0.8, 0.75, 0.75],
                    "adam,cos": [0.9] * 3, "adam,const": [0.9] * 3})
-    assert evaluate(rule, mixed)[0] == "inconclusive at this scale"
-    diverged = _four({"sgd,cos": [0.9, float("nan"), 0.85], "sgd,const": [0.8, 0.7, 0.75],
-                      "adam,cos": [0.91, 0.86, 0.9], "adam,const": [0.9, 0.85, 0.89]})
+    assert evaluate(rule, mixed)[0] == "undecided"
+    diverged = runs.copy()
+    diverged.loc[(diverged.variant == "sgd,cos") & (diverged.seed == 1), "final_val_acc"] = float("nan")
     assert "1 seeds left out" in evaluate(rule, diverged)[1]
-    assert evaluate(rule, runs[runs.variant != "adam,cos"])[0] == "inconclusive at this scale"
+    assert evaluate(rule, runs[runs.variant != "adam,cos"])[0] == "undecided"
+
 
 
 def test_random_regularizers_repeat_exactly_for_the_same_seed(tmp_path):

@@ -108,24 +108,29 @@ def test_no_edge_warning_when_nothing_finished():
     assert edge_warnings(unread, ["optim.lr"]) == []
 
 
-def _best_of_runs(random_best, grid_best):
+def _best_of_runs(random_test, grid_test):
+    """Per seed, each group's trial with the best val accuracy (0.9) has the given test accuracy; the
+    other trials have better test accuracy but worse val, so a rule judged on val-best-by-test fails."""
     rows = []
-    for seed, (r, g) in enumerate(zip(random_best, grid_best)):
-        rows += [{"axis.search": "random", "seed": seed, "final_val_acc": v} for v in (r, 0.3, math.nan)]
-        rows += [{"axis.search": "grid", "seed": seed, "final_val_acc": v} for v in (g, 0.4)]
-    return pd.DataFrame(rows)
+    for seed, (r, g) in enumerate(zip(random_test, grid_test)):
+        for group, best in (("random", r), ("grid", g)):
+            rows += [{"axis.search": group, "seed": seed, "final_val_acc": 0.9, "test_acc": best},
+                     {"axis.search": group, "seed": seed, "final_val_acc": 0.5, "test_acc": 0.99},
+                     {"axis.search": group, "seed": seed, "final_val_acc": math.nan, "test_acc": math.nan}]
+    return pd.DataFrame(rows).assign(status="completed")
 
 
 @pytest.mark.parametrize("random_best, grid_best, expected", [
-    ([0.95, 0.96, 0.97], [0.93, 0.96, 0.95], "supported"),       # at least as good in every seed
-    ([0.90, 0.91, 0.90], [0.95, 0.96, 0.97], "contradicted"),
-    ([0.99, 0.90, 0.97], [0.95, 0.96, 0.93], "inconclusive at this scale"),
-    ([0.99], [0.5], "inconclusive at this scale"),                # one seed is no evidence
+    ([0.95, 0.96, 0.97, 0.95, 0.96], [0.93, 0.93, 0.95, 0.92, 0.94], "supported"),
+    ([0.90, 0.91, 0.90, 0.92, 0.91], [0.95, 0.96, 0.97, 0.95, 0.96], "contradicted"),
+    ([0.99, 0.90, 0.97], [0.95, 0.96, 0.93], "undecided"),
+    ([0.950, 0.951, 0.950, 0.950, 0.951, 0.950], [0.950, 0.950, 0.951, 0.950, 0.951, 0.951], "no practical difference"),
+    ([0.99], [0.5], "undecided"),                                  # one seed is no evidence
 ])
-def test_best_of_verdict_on_known_runs(random_best, grid_best, expected):
+def test_best_of_verdict_is_judged_on_the_test_accuracy_of_what_val_picked(random_best, grid_best, expected):
     rule = BestOf("search", group="random", than="grid").to_dict()
-    verdict, why = evaluate(rule, _best_of_runs(random_best, grid_best))
-    assert verdict == expected and "random vs grid" in why
+    verdict, why, _ = evaluate(rule, _best_of_runs(random_best, grid_best))
+    assert verdict == expected and "search=random vs search=grid" in why and "test_acc of the trial" in why
 
 
 def test_a_verdict_naming_an_unknown_search_group_fails_in_plan():
