@@ -122,6 +122,16 @@ def check_metric(name: str, procedure: str) -> Metric:
     return metric
 
 
+def direction(metric: str, higher_is_better: bool | None) -> bool:
+    """A rule's own direction, else the metric's."""
+    return METRICS.get(metric).higher_is_better if higher_is_better is None else higher_is_better
+
+
+def smallest_effect(metric: str, delta: float | None) -> float:
+    """A rule's own smallest effect of interest, else the metric's default."""
+    return METRICS.get(metric).smallest_effect if delta is None else delta
+
+
 # --- summary.json -----------------------------------------------------------------------------------
 def _number(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))

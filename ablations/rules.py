@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from lit_modules.registry import ConfigError, Registry
 
-from .results import METRICS, check_metric
+from .results import check_metric
 
 OPS = ("<", "<=", ">", ">=", "==")
 
@@ -203,11 +203,3 @@ def from_dict(d: Mapping[str, Any]) -> _Rule:
     if unknown:
         raise ConfigError(f"verdict rule {d.get('rule')!r}: unknown fields {sorted(unknown)}; valid: {sorted(names)}")
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()})
-
-
-def direction(metric: str, higher_is_better: bool | None) -> bool:
-    return METRICS.get(metric).higher_is_better if higher_is_better is None else higher_is_better
-
-
-def smallest_effect(metric: str, delta: float | None) -> float:
-    return METRICS.get(metric).smallest_effect if delta is None else delta

@@ -41,9 +41,10 @@ class Interval:
         return self.low > 0 or self.high < 0   # False when NaN
 
     def text(self, digits: int = 3) -> str:
+        """[low, high] to `digits` significant digits; n/a with the reason when there is none."""
         if math.isnan(self.low):
             return "n/a (n < 2)" if self.n < 2 else f"n/a (all {self.n} equal)"
-        return f"[{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+        return f"[{self.low:+.{digits}g}, {self.high:+.{digits}g}]"
 
 
 def finite(values: Sequence[float | None]) -> np.ndarray:
@@ -135,6 +136,15 @@ def sign_test(label: str, metric: str, delta: float, signs: Sequence[int], pairs
                       Interval(estimate, nan, nan, len(signs), level), p, 1.0)
 
 
+def exact(label: str, metric: str, delta: float, difference: float, n: int, pairs: Sequence[str]) -> Comparison:
+    """A comparison whose runs do not vary with the seed (every seed gave the same value on each side:
+    a deterministic toy problem, say): the difference is measured without sampling error, so it is
+    decided by the smallest effect alone.  `difference` is +-inf where one side has no number."""
+    big = abs(difference) >= delta
+    return Comparison(label, metric, delta, (difference,) * n, tuple(pairs), "exact", difference,
+                      Interval(difference, difference, difference, n), 0.0 if big else 1.0, 1.0 if big else 0.0)
+
+
 def decide(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> list[Comparison]:
     """Holm over the family, then one of four outcomes per comparison, and for undecided ones the
     number of seeds a power calculation says would decide it (at the Holm-worst level alpha / m)."""
@@ -159,6 +169,8 @@ def seeds_needed(c: Comparison, alpha: float, power: float = POWER) -> int | Non
     """Smallest n at which the test would decide with probability `power`, if the observed mean and
     spread are the truth: a difference at least delta is to be shown significant, a smaller one
     equivalent (two one-sided tests against the nearer bound).  None when it cannot be computed."""
+    if c.test == "exact":
+        return None
     if c.test == "sign test":
         wins, losses = sum(d > 0 for d in c.diffs), sum(d < 0 for d in c.diffs)
         if wins == losses:
@@ -195,7 +207,12 @@ def combine(outcomes: Sequence[str]) -> str:
 
 def describe(c: Comparison, m: int) -> str:
     """The verdict line of one comparison: per-seed values, estimate, interval, test, n, p."""
-    if c.test == "sign test":
+    if c.test == "exact":
+        diff = (f"difference {c.estimate:+.4g}" if math.isfinite(c.estimate) else
+                f"only the {'first' if c.estimate > 0 else 'second'} has a {c.metric}")
+        test = (f"{diff} on every one of n={c.n} seeds (the runs do not vary with the seed: an exact "
+                f"comparison against +-{c.delta:g}, no test")
+    elif c.test == "sign test":
         wins, losses = sum(d > 0 for d in c.diffs), sum(d < 0 for d in c.diffs)
         test = (f"{wins} wins, {losses} losses, {c.n - wins - losses} ties (some runs have no {c.metric}: "
                 f"exact sign test over n={c.n} seeds, p={c.p:.3g}")
@@ -203,7 +220,7 @@ def describe(c: Comparison, m: int) -> str:
         level = f"{c.interval.level * 100:.4g}%"
         test = (f"mean difference {c.estimate:+.4g}, {level} CI {c.interval.text(4)} (paired t-test over "
                 f"n={c.n} seeds, p={c.p:.3g}; inside +-{c.delta:g}: p={c.p_equivalence:.3g}")
-    if m > 1:
+    if m > 1 and c.test != "exact":
         test += f"; Holm over {m} comparisons: p={c.p_adjusted:.3g}"
     needed = f"; about {c.seeds_needed} seeds would decide it" if c.seeds_needed else ""
     per = "per seed " if c.unit == "seeds" else ""

@@ -16,11 +16,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
-from ablations.results import DONE, Registry
-from ablations.rules import direction, smallest_effect
+from ablations.results import DONE, Registry, direction, smallest_effect
 
 from . import stats
-from .stats import Comparison, combine, decide, describe, paired_t, sign_test
+from .stats import Comparison, combine, decide, describe, exact, paired_t, sign_test
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,10 @@ def compare(label: str, metric: str, delta: float, sign: float, mine: dict[int, 
     the differences, or an exact sign test when some pair lacks a number (it loses to one that has)."""
     seeds = sorted(set(mine) & set(theirs))
     pairs = [f"s{s} {_fmt(mine[s])} vs {_fmt(theirs[s])}" for s in seeds]
+    if len(seeds) >= 2 and len({mine[s] for s in seeds}) == 1 and len({theirs[s] for s in seeds}) == 1:
+        a, b = mine[seeds[0]], theirs[seeds[0]]
+        d = 0.0 if a is None and b is None else math.inf if b is None else -math.inf if a is None else sign * (a - b)
+        return exact(label, metric, delta, d, len(seeds), pairs[:1] + [f"... (all {len(seeds)} seeds the same)"])
     if all(mine[s] is not None and theirs[s] is not None for s in seeds):
         return paired_t(label, metric, delta, [sign * (mine[s] - theirs[s]) for s in seeds], pairs, level)
     signs = []

@@ -159,11 +159,24 @@ def test_better_rule_verdicts_show_values_interval_test_and_n():
 
 def test_a_diverged_run_loses_but_three_seeds_decide_nothing():
     nan = float("nan")
-    verdict, why, _ = evaluate(RULE, _runs([0.5, 0.5, 0.5], [nan] * 3))
+    verdict, why, _ = evaluate(RULE, _runs([0.5, 0.6, 0.55], [nan] * 3))
     assert verdict == UNDECIDED and "sign test" in why and "p=0.25" in why and "+1.0000" not in why
-    assert evaluate(RULE, _runs([0.5] * 6, [nan] * 6))[0] == SUPPORTED
+    assert evaluate(RULE, _runs([0.5, 0.6, 0.55, 0.5, 0.6, 0.55], [nan] * 6))[0] == SUPPORTED
     # an unfinished (failed) run is no result at all: its seeds are left out, not counted as losses
     assert evaluate(RULE, _runs([nan] * 6, [0.5] * 6, status="failed"))[2][0].n == 0
+
+
+def test_runs_that_do_not_vary_with_the_seed_are_compared_exactly():
+    """A deterministic toy problem gives the same value on every seed: no test is needed (nor possible),
+    the difference is exact and the smallest effect decides."""
+    same = lambda a, b, n=3: _runs([a] * n, [b] * n)  # noqa: E731
+    verdict, why, (c,) = evaluate(RULE, same(0.9, 0.8))
+    assert verdict == SUPPORTED and c.test == "exact" and "exact comparison" in why
+    assert evaluate(RULE, same(0.8, 0.9))[0] == CONTRADICTED
+    assert evaluate(RULE, same(0.801, 0.8))[0] == NO_DIFFERENCE            # 0.001 < 0.005
+    verdict, why, _ = evaluate(RULE, same(0.5, float("nan")))              # b has no number on any seed
+    assert verdict == SUPPORTED and "only the first has a final_val_acc" in why and "inf" not in why
+    assert evaluate(RULE, same(0.9, 0.8, n=1))[0] == UNDECIDED            # one seed shows nothing
 
 
 def test_repeated_looks_split_alpha():
