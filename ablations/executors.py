@@ -25,7 +25,7 @@ from lit_modules import Registry
 
 from . import ledger
 from .config import RunConfig
-from .storage import write_json
+from .results import write_summary
 
 
 WANDB_ENV = "ABLATIONS_WANDB"   # W&B settings for the rank-0 process of a DDP run (see __main__)
@@ -61,8 +61,8 @@ def execute(job: Job) -> dict[str, Any]:
     # (benchmarks/run_overhead.py).
     gc.collect()
     gc.freeze()
-    done = ledger.read_summary(job.results_dir, job.run_id)
-    if done is not None and done.get("status") in ledger.DONE:
+    done = ledger.finished(job.results_dir, job.run_id)
+    if done is not None:
         return {**done, "skipped": True}
     directory = ledger.run_dir(job.results_dir, job.run_id)
     with ledger.RunLock(directory) as got:
@@ -170,7 +170,7 @@ def _record_death(job: Job) -> dict[str, Any]:
     summary = {"run_id": job.run_id, "status": "failed", "seed": job.cfg.seed,
                "attempt": ledger.attempts(job.results_dir, job.run_id) + 1,
                "error": "its worker process died while training it (killed: out of memory or a signal)"}
-    write_json(ledger.run_dir(job.results_dir, job.run_id) / "summary.json", summary)
+    write_summary(job.results_dir, summary)
     return summary
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from . import results
 from .results import DONE, ResultsError, run_dir
 
-__all__ = ["DONE", "run_dir", "read_summary", "state", "attempts", "RunLock", "take_over", "clear_partial_writes"]
+__all__ = ["DONE", "run_dir", "read_summary", "finished", "state", "attempts", "RunLock", "take_over", "clear_partial_writes"]
 
 
 def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
@@ -25,6 +25,15 @@ def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return results.read_summary(results_dir, run_id)
     except ResultsError:
         return None
+
+
+def finished(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """The summary of a run that is done with every file intact; None otherwise (train it)."""
+    try:
+        summary = results.check_run(results_dir, run_id)
+    except ResultsError:
+        return None
+    return summary if summary is not None and summary.get("status") in DONE else None
 
 
 def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:

@@ -38,8 +38,11 @@ class ResultsError(Exception):
     """A results file that does not follow the contract: unreadable, damaged, or inconsistent."""
 
     def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(path, reason)   # both in args: copies and pickles rebuild it
         self.path, self.reason = Path(path), reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 # --- layout ---------------------------------------------------------------------------------------
@@ -216,15 +219,53 @@ def read_metrics(results: str | Path, run_id: str, summary: Mapping[str, Any] | 
     return table
 
 
+def _check_csv(path: Path) -> None:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header, *rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as e:
+        raise ResultsError(path, f"unreadable: {e}") from None
+    bad = next((i for i, row in enumerate(rows, 1) if len(row) != len(header)), None)
+    if bad is not None:
+        raise ResultsError(path, f"row {bad} has {len(rows[bad - 1])} of {len(header)} fields")
+
+
+def _check_json(path: Path) -> None:
+    if not isinstance(_load_json(path), dict):
+        raise ResultsError(path, "expected a JSON object")
+
+
+def _check_npz(path: Path) -> None:
+    import zipfile   # an .npz is a zip of .npy arrays: a cut or overwritten one fails its CRCs here
+    try:
+        with zipfile.ZipFile(path) as z:
+            broken = z.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise ResultsError(path, f"unreadable: {e}") from None
+    if broken is not None:
+        raise ResultsError(path, f"member {broken} is damaged")
+
+
+# Extra files a run may hold, each checked when present (the report reads them: figures, ensembles).
+RUN_FILES = {"diagnostics.csv": _check_csv, "activations.json": _check_json, "predictions.npz": _check_npz,
+             "lr_find.csv": _check_csv, "trajectory.csv": _check_csv}
+
+
 def check_run(results: str | Path, run_id: str) -> dict[str, Any] | None:
     """A finished run's summary after checking every file the report reads; None while unfinished.
     Raises ResultsError for the first damaged file (the ledger then retrains the run)."""
     summary = read_summary(results, run_id)
     if summary is None or summary["status"] not in DONE:
         return summary
+    folder = run_dir(results, run_id)
     read_config(results, run_id)
-    if (run_dir(results, run_id) / "metrics.csv").exists() or summary.get("epochs"):
+    if (folder / "metrics.csv").exists() or summary.get("epochs"):
         read_metrics(results, run_id, summary)
+    if summary.get("predictions") and not (folder / summary["predictions"]).exists():
+        raise ResultsError(folder / summary["predictions"], "summary.json names it, but it is missing")
+    for name, check in RUN_FILES.items():
+        if (folder / name).exists():
+            check(folder / name)
     return summary
 
 

@@ -29,6 +29,7 @@ from lit_modules.diagnostics import Diagnostics
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
 from .procedures import PROCEDURES, Context
+from .results import write_summary
 from .storage import read_json, write_json, write_rows
 from .transfer import attach, pretrained_weights, with_available_source
 
@@ -174,7 +175,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
-            write_json(run_dir / "summary.json", summary)
+            write_summary(results_dir, summary)
     return summary
 
 
@@ -198,7 +199,7 @@ def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any
         summary = {"run_id": run_id(cfg), "status": "failed", "seed": cfg.seed,
                    "error": f"torchrun exited with {proc.returncode}", "traceback": proc.stderr[-4000:]}
     summary.update(extra or {})
-    write_json(run_dir / "summary.json", summary)
+    write_summary(results_dir, summary)
     return summary
 
 

@@ -121,8 +121,10 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     runs = runs_table(results)
     if runs.empty:
         raise FileNotFoundError(f"no study manifests with runs under {results}; run `python run_all.py` first")
-    history = history_table(results, runs.run_id)
+    errors = runs.attrs.get("errors", [])
+    history = history_table(results, runs.run_id[runs.status != "damaged"])
     runs = add_convergence(runs, history)
+    runs.attrs["errors"] = errors
     studies = list(dict.fromkeys(runs.study))
     manifests = {study: _manifest(results, study) for study in studies}
     data = {study: StudyData(study, runs, history, manifests[study], results) for study in studies}
@@ -185,6 +187,11 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
     page += ["<h2>Run conditions</h2><table>"] + [f"<tr><th align='left'>{html.escape(k)}</th>"
                                                   f"<td>{html.escape(v)}</td></tr>" for k, v in conditions]
     page += ["</table>"]
+    errors = runs.attrs.get("errors", [])
+    if errors:   # damaged files: named here, their runs left out above, retrained by the next grid run
+        md += ["## Damaged results", ""] + [f"- `{e.path}`: {e.reason}" for e in errors] + [""]
+        page += ["<h2>Damaged results</h2><ul>"] + [f"<li><code>{html.escape(str(e.path))}</code>: "
+                                                    f"{html.escape(e.reason)}</li>" for e in errors] + ["</ul>"]
     for study, stats, images, manifest, (verdict, why, *_), extra in sections:
         if verdict == "no rule" and (manifest.get("has_next_stage") or manifest.get("previous_stage")):
             # A staged study states its claim once: the verdict sits with the stage that holds the rule.

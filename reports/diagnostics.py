@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ablations.results import DONE
+
 from .figures import FIGURES, StudyData
 
 MAX_VARIANTS = 12
@@ -46,7 +48,7 @@ def _rows(path: Path, stamp: int | None) -> pd.DataFrame | None:
         return None
     try:
         return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:   # ValueError: bad bytes
         warnings.warn(f"skipping unreadable {path}: {e}")
         return None
 
@@ -57,7 +59,7 @@ def _histograms(path: Path, stamp: int | None) -> dict | None:
         return None
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
         warnings.warn(f"skipping unreadable {path}: {e}")
         return None
 
@@ -65,7 +67,8 @@ def _histograms(path: Path, stamp: int | None) -> dict | None:
 def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.DataFrame:
     """Long form over `members` (run_id, variant, seed): their diagnostics rows, empty if none."""
     frames = []
-    for m in members[["run_id", "variant", "seed"]].drop_duplicates().itertuples():
+    finished = members[members.status.isin(DONE)] if "status" in members else members
+    for m in finished[["run_id", "variant", "seed"]].drop_duplicates().itertuples():
         rows = _read_rows(Path(results_dir) / "runs" / m.run_id / "diagnostics.csv")
         if rows is not None and not rows.empty:
             frames.append(rows.assign(run_id=m.run_id, variant=m.variant, seed=m.seed))

@@ -39,6 +39,18 @@ def test_every_study_expands_validates_and_runs_tiny(name, tmp_path):
         assert summary["status"] in ("completed", "diverged")
 
 
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_every_comparative_study_names_its_control(name):
+    """vs_control compares with the control the study declares, never with whatever variant came first:
+    the baseline of a one-axis study, a named cell of a grid or a search."""
+    study = STUDIES.get(name)
+    if study.mode == "random":
+        return
+    trials = study.trials(seeds=1)
+    assert study.control_variant in {t.variant for t in trials}
+    assert study.mode == "one_at_a_time" or study.control is not None
+
+
 def test_expansion_modes_count_and_label_their_variants():
     axes = {"model.activation": ["relu", "tanh", "sigmoid"], "optim.lr": [0.01, 0.1]}
     one = Study("s", "c", axes).trials(seeds=2)

@@ -14,5 +14,6 @@ STUDY = Study(
     claim="Batch norm tolerates larger learning rates than the same network without it.",
     mode="grid",
     axes={"model.norm": ["none", "batch"], "optim.lr": [0.01, 0.05, 0.2, 0.8]},
+    control="norm=none,lr=0.05",
     verdict=Better("norm=batch,lr=0.8", than=("norm=none,lr=0.8",)),
 )

@@ -38,11 +38,14 @@ STUDY = Study(
     mode="grid",
     base={"model.width": 64, "model.norm": "none", "optim.name": "sgd", "optim.lr": 0.05},
     axes={"model.init": INITS, "model.activation": ["relu", "tanh"], "model.depth": [10, 30]},
+    control="init=he,activation=relu,depth=10",
     verdict=AllOf((
         Better(_v("he", "relu"), than=(_v("xavier", "relu"), _v("small", "relu"), _v("zeros", "relu"))),
         Better(_v("he", "relu", 30), than=(_v("xavier", "relu", 30),)),
         Better(_v("xavier", "tanh"), than=(_v("small", "tanh"), _v("large", "tanh"), _v("zeros", "tanh"))),
-        Better(_v("large", "tanh"), than=(_v("xavier", "tanh"),), metric="initial_saturated_frac"),
-        Better(_v("xavier", "tanh"), than=(_v("small", "tanh"),), metric="initial_act_std"),
+        Better(_v("large", "tanh"), than=(_v("xavier", "tanh"),), metric="initial_saturated_frac",
+               higher_is_better=True),
+        Better(_v("xavier", "tanh"), than=(_v("small", "tanh"),), metric="initial_act_std",
+               higher_is_better=True),
     )),
 )

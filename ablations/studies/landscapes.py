@@ -36,6 +36,7 @@ STUDY = Study(
     base={"trainer.procedure": "landscape", "optim.weight_decay": 0.0},
     axes={"optimizer": {name: Bundle({"optim.name": name, "optim.lr": lr}) for name, lr in LRS.items()},
           "landscape.function": ["taco", "saddle", "noisy"]},
+    control="optimizer=sgd,function=taco",
     verdict=AllOf((
         Holds(_v("sgd", "taco"), "steep_flips", ">=", 60),
         Holds(_v("sgd", "taco"), "overshoot", "==", 0.0),

@@ -36,6 +36,7 @@ def best_rates(sweep: pd.DataFrame) -> Study:
         claim=CLAIM,
         mode="grid",
         axes={"optimizer": {n: Bundle({"optim.name": n, "optim.lr": float(best[n])}) for n in names}},
+        control="optimizer=sgd",
         verdict=Better("optimizer=momentum", than=("optimizer=sgd",), metric="val_loss_auc",
                        higher_is_better=False),
     )
@@ -51,6 +52,7 @@ STUDY = Study(
     base={"trainer.max_epochs": 5},
     axes={"optimizer": {n: Bundle({"optim.name": n}) for n in OPTIMIZERS.names()},
           "optim.lr": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]},
+    control="optimizer=momentum,lr=0.1",
     tuned=("optim.lr",),
     then=best_rates,
 )

@@ -12,14 +12,6 @@ the MLP baseline.  The gap is the clean training accuracy (eval mode, no augment
 minus the final val accuracy (`gap` in runs.csv and the stats table).
 Verdict: supported if the unregularized baseline's gap is larger than L2's, dropout's and mixup's
 (paired CIs over seeds).
-Measured (3 seeds, mean gap; val set = 144 images, so one image is 0.7 points): baseline 0.060,
-L2 0.058, L1 0.056, batch norm 0.053, dropout 0.069, DropConnect 0.086, cutout 0.084, mixup 0.076,
-cutmix 0.086; resnet 0.097, +stochastic depth 0.114, +fractional pool 0.142.  Inconclusive at this
-scale: every variant still reaches 100% clean training accuracy (the penalties are too weak to stop
-memorization of 150 images), and the noise-injecting ones (dropout, DropConnect, cutout, mixup,
-cutmix, stochastic depth, fractional pooling) are still underfit after 40 epochs, so they lose val
-accuracy instead of gaining it; they need longer training than this suite's budget.  A probe with
-L2 = 0.1 does shrink the gap (to ~0.03), but by underfitting (clean train 0.84-0.89, val 0.81).
 Run:   python run_all.py --study regularization     # 12 variants x 3 seeds
 Time:  3.2 min wall, 62 s CPU on 2 CPU cores shared with other jobs (load ~7; alone ~1.5 min)
 """
