@@ -29,6 +29,8 @@ from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_data
 from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
 from lit_modules import POOLS, TRANSFER_MODES
 from reports import runs_table, study_summary
+from reports.stats import ALPHA
+from reports.verdicts import undecided_variants
 from reports.build import build
 from reports.wandb_report import PublishError
 
@@ -45,6 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--preset", default="digits", help=f"study sizes for a dataset: {', '.join(PRESETS.names())}")
     p.add_argument("--dataset", help="dataset for every run, over the preset's (default: the preset's)")
     p.add_argument("--seeds", type=int, help="seeds per variant (default: the preset's, else each study's own)")
+    p.add_argument("--until-decided", action=argparse.BooleanOptionalAction, default=None,
+                   help="add seeds in rounds to the variants of undecided comparisons, up to --max-seeds "
+                        "(default: on for the digits preset unless --seeds is given)")
+    p.add_argument("--max-seeds", type=int, default=10, help="seeds per variant at most, with --until-decided")
     p.add_argument("--epochs", type=int, help="epochs for every run")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
@@ -129,12 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     counts = {"failed": 0, "diverged": 0}
+    seeds = args.seeds if args.seeds is not None else preset.seeds
+    until = args.until_decided if args.until_decided is not None else preset.until_decided and args.seeds is None
+    design = {"alpha": ALPHA, "looks": looks(seeds, args.max_seeds) if until and seeds else ([seeds] if seeds else [])}
     stages: list = studies
+    every_stage: list = []
     while stages:   # stage 1 of every study, then the stages derived from their finished runs
-        write_manifests(stages, runs, results)
+        write_manifests(stages, runs, results, design)
         code = run_stage(runs, args, results, tracking, counts)
         if code is not None:
             return code
+        every_stage += stages
         try:
             stages, waiting = next_stages(stages, runs, results)
             runs = plan(stages, overrides, args.seeds, preset) if stages else []   # each stage validates first
@@ -143,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for note in waiting:
             print(note, file=sys.stderr)
+    if until and not args.dry_run:
+        code = add_seeds_until_decided(every_stage, design, args, results, tracking, counts, overrides, preset)
+        if code is not None:
+            return code
     if args.dry_run:
         return 0
     try:
@@ -188,6 +203,47 @@ def run_stage(runs: list, args: argparse.Namespace, results: Path, tracking: Tra
     finally:
         bar.close()
     return None
+
+def looks(first: int, last: int) -> list[int]:
+    """The planned seed counts at which --until-decided evaluates: the first, the midpoint and the last.
+    Alpha is split evenly over them (reports.verdicts.design_alpha), so the repeated looks keep the
+    family's error rate at alpha whatever the rounds find."""
+    return sorted({first, (first + last + 1) // 2, last}) if last > first else [first]
+
+
+def add_seeds_until_decided(stages: list, design: dict[str, Any], args: argparse.Namespace, results: Path,
+                            tracking: Tracking, counts: dict[str, int], overrides: dict[str, Any],
+                            preset: Any) -> int | None:
+    """Rounds of more seeds for the variants of undecided comparisons only, look by look; the verdicts
+    are evaluated from the results folder each time, so a re-run repeats the same rounds and retrains
+    nothing it has."""
+    more: dict[str, dict[str, int]] = {}
+    for n in design["looks"][1:]:
+        table = runs_table(results)
+        grow = {}
+        for study in (s for s in stages if s.verdict is not None):
+            members = table[table.study == study.name] if "study" in table else table
+            variants = undecided_variants(study.verdict.to_dict(), members, results, design)
+            if variants:
+                grow[study.name] = {v: n for v in variants}
+        if not grow:
+            return None
+        for name, variants in grow.items():
+            more.setdefault(name, {}).update(variants)
+        print(f"--until-decided: {sum(map(len, grow.values()))} variant(s) of {len(grow)} undecided "
+              f"stud{'y' if len(grow) == 1 else 'ies'} get {n} seeds", file=sys.stderr)
+        chosen = [s for s in stages if s.name in grow]
+        try:
+            runs = plan(chosen, overrides, args.seeds, preset, more)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        write_manifests(chosen, runs, results, design)
+        code = run_stage(runs, args, results, tracking, counts)
+        if code is not None:
+            return code
+    return None
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,13 +21,17 @@ class Preset:
     base: Mapping[str, Any] = field(default_factory=dict)
     per_study: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seeds: int | None = None          # None: each study's own (3 for most)
+    # Add seeds in rounds to the variants of undecided comparisons (run_all --until-decided), up to
+    # --max-seeds: worth it where a run takes a second.
+    until_decided: bool = False
     runtime: str = ""                 # measured, with the machine and the command
 
 
 PRESETS: Registry[Preset] = Registry("preset")
 
 PRESETS.add("digits", Preset(
-    "scikit-learn's 8x8 digits, embedded: every study, 3 seeds, on a laptop CPU",
+    "scikit-learn's 8x8 digits, embedded: every study, 5 seeds and more where undecided, on a laptop CPU",
+    seeds=5, until_decided=True,
     runtime="see README (measured on the 2-core CI machine)",
 ))
 

@@ -98,6 +98,7 @@ class Comparison:
     outcome: str = UNDECIDED
     seeds_needed: int | None = None    # for an undecided outcome: the power calculation's answer
     unit: str = "seeds"                # what the pairs are (seeds; test examples for ensembles)
+    variants: tuple[str, ...] = ()     # the variants whose runs it compares (more seeds go to these)
 
     @property
     def n(self) -> int:

@@ -11,7 +11,7 @@ looks recorded in its manifest, so the repeated looks keep the error rate at alp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple, Sequence
 
 import pandas as pd
@@ -114,8 +114,9 @@ def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]
     sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     delta = smallest_effect(metric, rule.get("delta"))
     mine = per_seed(runs, rule["variant"], metric)
-    return [compare(f"{rule['variant']} vs {other}", metric, delta, sign, mine, per_seed(runs, other, metric),
-                    ctx.level) for other in rule["than"]]
+    return [replace(compare(f"{rule['variant']} vs {other}", metric, delta, sign, mine,
+                            per_seed(runs, other, metric), ctx.level), variants=(rule["variant"], other))
+            for other in rule["than"]]
 
 
 @RULES.register("best_of")
@@ -134,8 +135,10 @@ def best_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part
         chosen[label] = {int(s): (float(v) if _is_number(v) else NO_NUMBER)
                          for s, v in zip(best.seed, best[metric] if metric in best else [None] * len(best))}
     label = f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']} ({metric} of the trial {select} picks)"
-    return [compare(label, metric, smallest_effect(metric, rule.get("delta")), sign,
-                    chosen[rule["group"]], chosen[rule["than"]], ctx.level)]
+    searched = tuple(runs.loc[runs[column].isin([rule["group"], rule["than"]]), "variant"].unique()) \
+        if column in runs else ()
+    return [replace(compare(label, metric, smallest_effect(metric, rule.get("delta")), sign,
+                            chosen[rule["group"]], chosen[rule["than"]], ctx.level), variants=searched)]
 
 
 @RULES.register("interaction")
@@ -153,7 +156,8 @@ def interaction(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[
         label += f" [{len(seeds) - len(usable)} seeds left out: a run without {metric}]"
     pairs = [f"s{s} ({a[s]:.4g} - {b[s]:.4g}) - ({c[s]:.4g} - {d[s]:.4g})" for s in usable]
     diffs = [sign * ((a[s] - b[s]) - (c[s] - d[s])) for s in usable]
-    return [paired_t(label, metric, smallest_effect(metric, rule.get("delta")), diffs, pairs, ctx.level)]
+    return [replace(paired_t(label, metric, smallest_effect(metric, rule.get("delta")), diffs, pairs, ctx.level),
+                    variants=tuple(names))]
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
@@ -190,6 +194,15 @@ def lr_range(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Par
 def all_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
     """The parts of every sub-rule, as one family (Holm runs over all of its comparisons)."""
     return [part for r in rule["rules"] for part in RULES.get(r["rule"])(r, runs, ctx)]
+
+
+def undecided_variants(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None,
+                       design: dict[str, Any] | None = None) -> set[str]:
+    """The variants of the comparisons that more seeds could decide (run_all --until-decided)."""
+    if not rule:
+        return set()
+    return {v for c in evaluate(rule, runs, results_dir, design).comparisons
+            if c.outcome == stats.UNDECIDED and c.unit == "seeds" and c.test != "exact" for v in c.variants}
 
 
 def outcome_counts(verdicts: Sequence[str]) -> dict[str, int]:

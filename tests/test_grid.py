@@ -118,6 +118,36 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, monkeypatch
     assert run_all.main(args) == 0 and _summaries(tmp_path) == second      # nothing is written twice
 
 
+def test_looks_of_the_sequential_design():
+    assert run_all.looks(5, 10) == [5, 8, 10] and run_all.looks(2, 3) == [2, 3] and run_all.looks(5, 5) == [5]
+
+
+@pytest.mark.slow
+def test_until_decided_trains_only_the_added_seeds_of_undecided_variants(tmp_path, monkeypatch):
+    """Seeds are added, look by look, to the two variants the rule compares (undecided at 2 seeds with a
+    smallest effect too small to show equivalence); the third variant keeps 2; a re-run trains nothing."""
+    from ablations.rules import Better
+    from lit_modules import Registry
+    study = Study("tiny", "relu and leaky ReLU differ", {"model.activation": ["leaky_relu", "tanh"]},
+                  question="python run_all.py --study tiny", base={"data.train_size": 200},
+                  verdict=Better("baseline", ("activation=leaky_relu",), delta=1e-9))
+    monkeypatch.setattr(run_all, "STUDIES", Registry("study", {"tiny": study}))
+    args = ["--study", "tiny", "--results-dir", str(tmp_path), "--epochs", "1", "--wandb-mode", "disabled"]
+    assert run_all.main([*args, "--seeds", "2"]) == 0
+    before = _summaries(tmp_path)
+    assert run_all.main([*args, "--seeds", "2", "--until-decided", "--max-seeds", "4"]) == 0
+    after = _summaries(tmp_path)
+    assert {rid: after[rid] for rid in before} == before                  # every finished seed reused
+    manifest = json.loads((tmp_path / "studies" / "tiny.json").read_text())
+    seeds = {v: sorted(m["seed"] for m in manifest["runs"] if m["variant"] == v)
+             for v in ("baseline", "activation=leaky_relu", "activation=tanh")}
+    assert seeds == {"baseline": [0, 1, 2, 3], "activation=leaky_relu": [0, 1, 2, 3], "activation=tanh": [0, 1]}
+    assert len(after) - len(before) == 4                                    # seeds 2 and 3 of two variants
+    assert manifest["design"] == {"alpha": 0.05, "looks": [2, 3, 4]}
+    assert run_all.main([*args, "--seeds", "2", "--until-decided", "--max-seeds", "4"]) == 0
+    assert _summaries(tmp_path) == after                                    # a re-run repeats the rounds, trains nothing
+
+
 def test_a_failed_run_is_not_retried_past_the_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(ImageClassifier, "training_step", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
     args = ["--study", "optimizers", "--results-dir", str(tmp_path), "--max-attempts", "1", *TINY]
