@@ -270,8 +270,9 @@ def check_run(results: str | Path, run_id: str) -> dict[str, Any] | None:
 
 
 # --- manifests --------------------------------------------------------------------------------------
-MANIFEST_KEYS = {"name": str, "question": str, "claim": str, "mode": str, "axes": list, "runs": list,
-                 "tuned": list, "previous_stage": str, "has_next_stage": bool}
+MANIFEST_KEYS = {"name": str, "runs": list}     # required; the rest may be absent (older manifests)
+MANIFEST_OPTIONAL = {"question": str, "claim": str, "mode": str, "axes": list, "tuned": list, "previous_stage": str,
+                     "has_next_stage": bool, "control": (str, type(None)), "design": dict}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -281,6 +282,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     for key, kind in MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
             raise ResultsError(path, f"{key} must be a {kind.__name__}, got {manifest.get(key)!r}")
+    for key, kind in MANIFEST_OPTIONAL.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise ResultsError(path, f"{key} has the wrong type: {manifest[key]!r}")
     for member in manifest["runs"]:
         if not (isinstance(member, dict) and isinstance(member.get("run_id"), str)
                 and isinstance(member.get("variant"), str) and isinstance(member.get("seed"), int)):
