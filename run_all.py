@@ -32,6 +32,7 @@ from reports import runs_table, study_summary
 from reports.stats import ALPHA
 from reports.verdicts import undecided_variants
 from reports.build import build
+from reports.overview import terminal
 from reports.wandb_report import PublishError
 
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
@@ -99,7 +100,10 @@ def report(results_dir: Path, publish: bool = False, project: str = "cs231n-abla
         return
     with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
         print(study_summary(runs).round(4).to_string(index=False))
-    print(f"report: {build(results_dir, publish=publish, wandb_project=project) / 'index.html'}")
+    out = build(results_dir, publish=publish, wandb_project=project)
+    stored = json.loads((out / "verdicts.json").read_text())
+    print(terminal(stored["studies"]))
+    print(f"report: {out / 'index.html'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,20 @@ if __name__ == "__main__":
     parser.add_argument("--publish", action="store_true",
                         help="also save the W&B report to W&B (needs credentials and network)")
     parser.add_argument("--wandb-project", default="cs231n-ablations")
+    parser.add_argument("--readme-table", action="store_true",
+                        help="print the README's verdict table from the stored report (builds nothing)")
+    parser.add_argument("--write-readme", metavar="README", help="with --readme-table: replace the generated "
+                        "block of this README instead of printing")
     args = parser.parse_args()
+    if args.readme_table:
+        from .overview import readme_table, write_readme
+        try:
+            table = readme_table(args.results_dir)
+            write_readme(args.write_readme, table) if args.write_readme else print(table)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(0)
     from .wandb_report import PublishError
     try:
         out = build(args.results_dir, args.out, workers=args.workers, publish=args.publish,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ablations.results import DONE, manifest_path, read_manifest
 
-from . import babysitting_figures, convergence, diagnostics, ensembles, transfer_figures
+from . import babysitting_figures, convergence, diagnostics, ensembles, overview, transfer_figures
 from .conditions import conditions_markdown, run_conditions
 from .figures import FIGURES, StudyData
 from .search import edge_warnings  # also registers the search figures
@@ -143,7 +143,9 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     images = iter(drawn)
     for section in sections:   # jobs were queued study by study, in FIGURES order
         section[2].extend(img for img in (next(images) for _ in FIGURES.names()) if img)
-    _write_index(out, runs, sections)
+    rows = overview.overview_rows(sections, runs)
+    overview.save(out, rows, runs, results)
+    _write_index(out, runs, sections, rows)
     if publish:
         from .wandb_report import publish as publish_report
         print(f"W&B report: {publish_report(report)}")
@@ -176,12 +178,15 @@ def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, project:
     return report
 
 
-def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
+def _write_index(out: Path, runs: pd.DataFrame, sections, rows: list) -> None:
     md = ["# cs231n-ablations report", "", f"{len(runs)} runs; "
           f"dataset(s): {', '.join(map(str, runs['config.data.name'].unique()))}; "
           f"devices: {', '.join(map(str, runs['device'].dropna().unique()))}", ""]
     page = ["<html><head><meta charset='utf-8'><title>cs231n-ablations report</title></head><body>",
             f"<h1>cs231n-ablations report</h1><p>{html.escape(md[2])}</p>"]
+    md += ["## Verdicts", "", overview.counts(rows), ""] + overview.markdown(rows) + [""]
+    page += ["<h2>Verdicts</h2>", f"<p>{html.escape(overview.counts(rows))}</p>",
+             pd.DataFrame(rows).drop(columns="anchor").to_html(index=False) if rows else ""]
     conditions = run_conditions(runs)
     md += ["## Run conditions", ""] + conditions_markdown(conditions) + [""]
     page += ["<h2>Run conditions</h2><table>"] + [f"<tr><th align='left'>{html.escape(k)}</th>"
@@ -197,10 +202,10 @@ def _write_index(out: Path, runs: pd.DataFrame, sections) -> None:
             # A staged study states its claim once: the verdict sits with the stage that holds the rule.
             other = manifest.get("previous_stage") or "the next stage"
             verdict, why = "see another stage", f"this stage's verdict is given in the section of {other}"
-        head = [f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
+        head = [f"<a id='study-{study}'></a>", "", f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
                 f"**Verdict: {verdict}.** {why}", ""] + [f"**Warning:** {w}\n" for w in manifest["warnings"]]
         md += head
-        page += [f"<h2>{html.escape(study)}</h2>", f"<pre>{html.escape(manifest.get('question', ''))}</pre>",
+        page += [f"<h2 id='study-{html.escape(study)}'>{html.escape(study)}</h2>", f"<pre>{html.escape(manifest.get('question', ''))}</pre>",
                  f"<p><b>Claim:</b> {html.escape(manifest.get('claim', ''))}</p>",
                  f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(why)}</p>"]
         page += [f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in manifest["warnings"]]
