@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -195,23 +195,31 @@ def read_config(results: str | Path, run_id: str) -> dict[str, Any]:
     return config
 
 
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV whose every row has the header's width; ResultsError otherwise."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header, *rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as e:   # ValueError: empty file
+        raise ResultsError(path, f"unreadable: {e}") from None
+    bad = next((i for i, row in enumerate(rows, 1) if len(row) != len(header)), None)
+    if bad is not None:
+        raise ResultsError(path, f"row {bad} has {len(rows[bad - 1])} of {len(header)} fields (cut short?)")
+    return header, rows
+
+
 def read_metrics(results: str | Path, run_id: str, summary: Mapping[str, Any] | None = None) -> list[dict]:
     """metrics.csv as rows of floats.  Cut mid-row, non-numeric, or disagreeing with the summary's epoch
     count (a shorter file swapped in): ResultsError."""
     path = run_dir(results, run_id) / "metrics.csv"
+    header, rows = _csv_rows(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header, *rows = list(csv.reader(f))
         if "epoch" not in header:
             raise ValueError("no epoch column")
-        table = []
-        for i, row in enumerate(rows, 1):
-            if len(row) != len(header):
-                raise ValueError(f"row {i} has {len(row)} of {len(header)} fields (cut short?)")
-            table.append({k: float(v) for k, v in zip(header, row)})
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as e:
+        table = [{k: float(v) for k, v in zip(header, row)} for row in rows]
+    except ValueError as e:
         raise ResultsError(path, f"unreadable: {e}") from None
     epochs = (summary or {}).get("epochs")
     if epochs is not None and summary.get("status") in DONE and len(table) != epochs:
@@ -220,14 +228,7 @@ def read_metrics(results: str | Path, run_id: str, summary: Mapping[str, Any] | 
 
 
 def _check_csv(path: Path) -> None:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header, *rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as e:
-        raise ResultsError(path, f"unreadable: {e}") from None
-    bad = next((i for i, row in enumerate(rows, 1) if len(row) != len(header)), None)
-    if bad is not None:
-        raise ResultsError(path, f"row {bad} has {len(rows[bad - 1])} of {len(header)} fields")
+    _csv_rows(path)
 
 
 def _check_json(path: Path) -> None:
@@ -354,7 +355,3 @@ def read_runs(results: str | Path) -> tuple[pd.DataFrame, list[ResultsError]]:
         if name in table:
             table[name] = pd.to_numeric(table[name], errors="coerce")
     return table, errors
-
-
-def done(statuses: Iterable[str]) -> list[bool]:
-    return [s in DONE for s in statuses]

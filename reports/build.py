@@ -9,6 +9,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -92,6 +93,11 @@ def _draw(i: int) -> str | None:
     return None if fig is None else _save(fig, out, f"{data.study}_{name}")
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _draw_all(jobs: list, workers: int, meanwhile):
     """Every figure, in worker processes forked from this one (they inherit the tables, nothing is
     pickled but the file names): drawing is most of a report's time and each figure is independent.
@@ -102,11 +108,18 @@ def _draw_all(jobs: list, workers: int, meanwhile):
             return [_draw(i) for i in range(len(jobs))], meanwhile()
         # The studies with the most variants first, so no worker is left drawing a big one alone at the end.
         order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].members.variant.nunique())
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        # close + join, not the context manager's terminate(): terminate SIGTERMs workers that may hold
+        # the task queue's lock, and a worker that inherited a SIGTERM handler (Lightning installs one
+        # while fitting) then waits for that lock forever.  Workers also get the default handler back.
+        pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_signals)
+        try:
             pending = pool.map_async(_draw, order, chunksize=1)
             other = meanwhile()
             drawn = dict(zip(order, pending.get()))
-            return [drawn[i] for i in range(len(jobs))], other
+        finally:
+            pool.close()
+            pool.join()
+        return [drawn[i] for i in range(len(jobs))], other
     finally:
         _JOBS.clear()
 
