@@ -28,19 +28,26 @@ def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:
-    """'done', 'failed' (attempts used up), 'retry' (failed, attempts left) or 'pending'."""
+def stale(summary: dict[str, Any], code_version: str | None) -> bool:
+    """Whether a result was trained by another code version than `code_version` (None: not asked)."""
+    return code_version is not None and summary.get("code_version") != code_version
+
+
+def state(results_dir: str | Path, run_id: str, max_attempts: int, code_version: str | None = None) -> str:
+    """'done', 'stale' (done, by another code version than `code_version`, when given), 'failed'
+    (attempts used up), 'retry' (failed, attempts left) or 'pending'."""
     summary = read_summary(results_dir, run_id)
     if summary is None:
         return "pending"
     if summary.get("status") in DONE:
-        return "done"
+        return "stale" if stale(summary, code_version) else "done"
     return "failed" if summary.get("attempt", 1) >= max_attempts else "retry"
 
 
 def attempts(results_dir: str | Path, run_id: str) -> int:
+    """Failed attempts so far; a finished result trained again (stale) starts from none."""
     summary = read_summary(results_dir, run_id)
-    return 0 if summary is None else int(summary.get("attempt", 1))
+    return 0 if summary is None or summary.get("status") in DONE else int(summary.get("attempt", 1))
 
 
 def _alive(pid: int) -> bool:
