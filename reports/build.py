@@ -162,8 +162,7 @@ def _study_section(data: StudyData, out: Path) -> tuple:
 
 def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, project: str):
     from . import wandb_report
-    config_keys = {c[len("config."):] for c in runs.columns if c.startswith("config.")}
-    report = wandb_report.build_report(manifests, config_keys, project=project,
+    report = wandb_report.build_report(manifests, runs, project=project,
                                        entity=os.environ.get("WANDB_ENTITY", ""))
     wandb_report.save_spec(report, out / "wandb_report.json")
     return report
