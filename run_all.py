@@ -3,6 +3,7 @@
     python run_all.py                                   # every study on digits, 3 seeds
     python run_all.py --study activations --workers 2   # one study, two worker processes
     python run_all.py --dry-run                         # what would run, and what is done already
+    python run_all.py --rerun-stale                     # also retrain results of another code version
     python run_all.py --list --json                     # studies and every registry's options
 """
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from ablations import ledger
+from ablations.code_version import code_version
 from ablations.__main__ import parse_sets
 from ablations.executors import EXECUTORS, Job, default_workers
 from ablations.grid import plan, write_manifests
@@ -66,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                           "online, offline or disabled")
     p.add_argument("--wandb-project", default="cs231n-ablations")
     p.add_argument("--dry-run", action="store_true", help="print the runs and their status; train nothing")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="also retrain finished results whose summary's code_version is not the current one")
     p.add_argument("--report-only", action="store_true", help="rebuild the reports from stored results")
     p.add_argument("--publish", action="store_true", help="also save the W&B report to W&B (needs credentials)")
     p.add_argument("--list", action="store_true", help="list studies and every registry's options")
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         studies = [STUDIES.get(name) for name in (args.study or STUDIES.names())]
         EXECUTORS.check(args.executor)
-        tracking = Tracking(mode=args.wandb_mode, project=args.wandb_project)
+        # One fallback file per grid: the first run that cannot reach W&B switches the rest to offline.
+        tracking = Tracking(mode=args.wandb_mode, project=args.wandb_project,
+                            fallback_file=str(results / "wandb" / f".offline-{uuid.uuid4().hex[:12]}"))
         overrides: dict[str, Any] = parse_sets(args.sets)
         if args.dataset:
             overrides["data.name"] = args.dataset
@@ -176,18 +183,20 @@ def run_stage(runs: list, args: argparse.Namespace, results: Path, tracking: Tra
               counts: dict[str, int]) -> int | None:
     """Train the runs of one stage that the ledger does not have yet (with --dry-run: list them).
     Returns an exit code when the command must stop, else None."""
-    states = {r.run_id: ledger.state(results, r.run_id, args.max_attempts) for r in runs}
+    version = code_version()
+    states = {r.run_id: ledger.state(results, r.run_id, args.max_attempts, version) for r in runs}
     counts["failed"] += sum(s == "failed" for s in states.values())
     if args.dry_run:
         for r in runs:
             print(f"{states[r.run_id]:<8} {r.run_id}  {r.group}/{r.name} seed={r.cfg.seed}")
         print(f"{len(runs)} runs: " + ", ".join(f"{sum(s == k for s in states.values())} {k}"
-                                                 for k in ("done", "pending", "retry", "failed")))
+                                                 for k in ("done", "stale", "pending", "retry", "failed")))
         return None
 
-    todo = [r for r in runs if states[r.run_id] in ("pending", "retry")]
-    jobs = [Job(r.run_id, r.cfg, r.group, r.name, tuple(r.tags), str(results), tracking, args.max_attempts)
-            for r in todo]
+    train = ("pending", "retry", "stale") if args.rerun_stale else ("pending", "retry")
+    todo = [r for r in runs if states[r.run_id] in train]
+    jobs = [Job(r.run_id, r.cfg, r.group, r.name, tuple(r.tags), str(results), tracking, args.max_attempts,
+                r.studies, version if args.rerun_stale else None) for r in todo]
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc="grid", dynamic_ncols=True)
 
     def on_result(summary: dict[str, Any]) -> None:

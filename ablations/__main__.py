@@ -32,8 +32,8 @@ def _ddp_logger(cfg, results_dir: str):
     from .runner import run_id
     from .tracking import Tracking, make_logger
     spec = json.loads(spec)
-    return make_logger(Tracking(mode=spec["mode"], project=spec["project"]), Path(results_dir), run_id(cfg), cfg,
-                       group=spec["group"], name=spec["name"], tags=spec["tags"])
+    return make_logger(Tracking(**spec["tracking"]), Path(results_dir), run_id(cfg), cfg, group=spec["group"],
+                       name=spec["name"], tags=spec["tags"], studies=spec["studies"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = resolve(json.loads(Path(args.config).read_text())) if args.config else None
         cfg = resolve(parse_sets(args.sets), base)
-        logger = _ddp_logger(cfg, args.results_dir)
+        logger, summary = _ddp_logger(cfg, args.results_dir), None
         try:
             summary = train(cfg, args.results_dir, loggers=[logger] if logger else [])
         finally:
             from .tracking import finish
-            finish(logger)
+            finish(logger, summary)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ worker owns one GPU, or a share of one when several workers are packed onto it.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import gc
 import json
@@ -15,9 +16,9 @@ import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -35,12 +36,14 @@ WANDB_ENV = "ABLATIONS_WANDB"   # W&B settings for the rank-0 process of a DDP r
 class Job:
     run_id: str
     cfg: RunConfig
-    group: str            # W&B group: the (first) study the run belongs to
-    name: str             # readable variant name
+    group: str            # W&B group: the study the run belongs to (every study, for a shared run)
+    name: str             # readable variant name (W&B adds the seed)
     tags: tuple[str, ...]
     results_dir: str
     tracking: Any         # ablations.tracking.Tracking
     max_attempts: int = 2
+    studies: Mapping[str, Any] = field(default_factory=dict)   # W&B config: {study: {variant, axes}}
+    code_version: str | None = None   # set: a finished result of another code version is trained again
 
 
 # execute() freezes what survives each collection; frozen objects are never finalized, so they are
@@ -61,7 +64,7 @@ def execute(job: Job) -> dict[str, Any]:
     # (benchmarks/run_overhead.py).
     gc.collect()
     gc.freeze()
-    done = ledger.finished(job.results_dir, job.run_id)
+    done = ledger.finished(job.results_dir, job.run_id, job.code_version)
     if done is not None:
         return {**done, "skipped": True}
     directory = ledger.run_dir(job.results_dir, job.run_id)
@@ -69,16 +72,16 @@ def execute(job: Job) -> dict[str, Any]:
         if not got:
             return {"run_id": job.run_id, "status": "busy", "skipped": True}
         ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
-        logger = None
+        logger, summary = None, None
         try:
             attempt = ledger.attempts(job.results_dir, job.run_id) + 1
             if job.cfg.trainer.devices > 1:
                 # DDP ranks run in a torchrun child: rank 0 there makes the logger from these settings.
-                os.environ[WANDB_ENV] = json.dumps({"mode": job.tracking.mode, "project": job.tracking.project,
-                                                    "group": job.group, "name": job.name, "tags": job.tags})
+                os.environ[WANDB_ENV] = json.dumps({"tracking": dataclasses.asdict(job.tracking), "group": job.group,
+                                                    "name": job.name, "tags": job.tags, "studies": job.studies})
             else:
-                logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg,
-                                     group=job.group, name=job.name, tags=job.tags)
+                logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg, group=job.group,
+                                     name=job.name, tags=job.tags, studies=job.studies)
             summary = train(job.cfg, job.results_dir, loggers=[logger] if logger else [],
                             extra={"attempt": attempt})
         except Exception as exc:  # a config or data error inside a worker: report, keep the grid going
@@ -86,7 +89,7 @@ def execute(job: Job) -> dict[str, Any]:
                        "traceback": traceback.format_exc()}
         finally:
             os.environ.pop(WANDB_ENV, None)
-            finish(logger)
+            finish(logger, summary)
     summary.pop("traceback", None)  # stays in summary.json; the parent only needs the outcome
     return summary
 

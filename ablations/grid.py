@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lit_modules import ConfigError
+from .wandb_layout import axis_name
 
 from .config import RunConfig
 from .presets import Preset
@@ -32,13 +33,26 @@ class PlannedRun:
 
     @property
     def group(self) -> str:
-        return self.trials[0].study
+        """Every study the run serves, in plan order: a run shared by several belongs to no one of them."""
+        return "+".join(dict.fromkeys(t.study for t in self.trials))
 
     @property
     def tags(self) -> list[str]:
         tags = {t.study for t in self.trials}
-        tags |= {f"{axis.rsplit('.', 1)[-1]}={label}" for t in self.trials for axis, label in t.axes.items()}
+        tags |= {f"{axis_name(axis)}={label}" for t in self.trials for axis, label in t.axes.items()}
         return sorted(tags)
+
+    @property
+    def studies(self) -> dict[str, dict[str, Any]]:
+        """{study: {"variant": ..., "axes": {axis: label}}}; a run that is two variants of one study
+        (the baseline and `activation=relu`) has both names and both variants' labels."""
+        out: dict[str, dict[str, Any]] = {}
+        for t in self.trials:
+            entry = out.setdefault(t.study, {"variant": [], "axes": {}})
+            if t.variant not in entry["variant"]:
+                entry["variant"].append(t.variant)
+            entry["axes"].update({axis_name(axis): label for axis, label in t.axes.items()})
+        return {study: {**e, "variant": " / ".join(e["variant"])} for study, e in out.items()}
 
 
 def plan(studies: Sequence[Study], overrides: Mapping[str, Any] | None = None,

@@ -103,6 +103,14 @@ def trajectory(optim_cfg, function: str, steps: int, seed: int = 0) -> list[dict
     return rows
 
 
+def log_trajectory(loggers, rows: list[dict[str, float]]) -> None:
+    """Every point of the path and its loss to the run's Lightning loggers, at its optimizer step
+    (W&B: landscape/x, landscape/y, landscape/loss against optimizer_step)."""
+    for row in rows:
+        for logger in loggers:
+            logger.log_metrics({f"landscape/{k}": row[k] for k in ("x", "y", "loss")}, step=int(row["step"]))
+
+
 def _row(step: int, p: torch.Tensor, toy: ToyFunction) -> dict[str, float]:
     with torch.no_grad():
         return {"step": step, "x": float(p[0]), "y": float(p[1]), "loss": float(toy.f(p))}

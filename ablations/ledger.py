@@ -15,7 +15,7 @@ from typing import Any
 from . import results
 from .results import DONE, ResultsError, run_dir
 
-__all__ = ["DONE", "run_dir", "read_summary", "finished", "state", "attempts", "RunLock", "take_over", "clear_partial_writes"]
+__all__ = ["DONE", "run_dir", "read_summary", "finished", "stale", "state", "attempts", "RunLock", "take_over", "clear_partial_writes"]
 
 
 def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
@@ -27,17 +27,25 @@ def read_summary(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def finished(results_dir: str | Path, run_id: str) -> dict[str, Any] | None:
-    """The summary of a run that is done with every file intact; None otherwise (train it)."""
+def finished(results_dir: str | Path, run_id: str, code_version: str | None = None) -> dict[str, Any] | None:
+    """The summary of a run that is done with every file intact (and, when `code_version` is given, by
+    that code version); None otherwise: train it."""
     try:
         summary = results.check_run(results_dir, run_id)
     except ResultsError:
         return None
-    return summary if summary is not None and summary.get("status") in DONE else None
+    done = summary is not None and summary.get("status") in DONE and not stale(summary, code_version)
+    return summary if done else None
 
 
-def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:
-    """'done', 'failed' (attempts used up), 'retry' (failed or damaged, attempts left) or 'pending'."""
+def stale(summary: dict[str, Any], code_version: str | None) -> bool:
+    """Whether a result was trained by another code version than `code_version` (None: not asked)."""
+    return code_version is not None and summary.get("code_version") != code_version
+
+
+def state(results_dir: str | Path, run_id: str, max_attempts: int, code_version: str | None = None) -> str:
+    """'done', 'stale' (done, by another code version than `code_version`, when given), 'failed'
+    (attempts used up), 'retry' (failed or damaged, attempts left) or 'pending'."""
     try:
         summary = results.check_run(results_dir, run_id)   # every file the report reads, checked
     except ResultsError:
@@ -45,13 +53,14 @@ def state(results_dir: str | Path, run_id: str, max_attempts: int) -> str:
     if summary is None:
         return "pending"
     if summary.get("status") in DONE:
-        return "done"
+        return "stale" if stale(summary, code_version) else "done"
     return "failed" if summary.get("attempt", 1) >= max_attempts else "retry"
 
 
 def attempts(results_dir: str | Path, run_id: str) -> int:
+    """Failed attempts so far; a finished result trained again (stale) starts from none."""
     summary = read_summary(results_dir, run_id)
-    return 0 if summary is None else int(summary.get("attempt", 1))
+    return 0 if summary is None or summary.get("status") in DONE else int(summary.get("attempt", 1))
 
 
 def _alive(pid: int) -> bool:

@@ -129,13 +129,14 @@ def overfit(ctx: Context) -> str:
 # --- optimizer trajectories on toy functions ---------------------------------------------------------
 def landscape(ctx: Context) -> str:
     """Pure torch on two parameters: the run's module and data are not used."""
-    from .landscape import surface, trajectory, trajectory_metrics
+    from .landscape import log_trajectory, surface, trajectory, trajectory_metrics
 
     cfg = ctx.cfg
     rows = trajectory(cfg.optim, cfg.landscape.function, cfg.landscape.steps, cfg.seed)
     if ctx.writer:
         write_rows(ctx.run_dir / "trajectory.csv", rows)
         write_rows(ctx.run_dir / "surface.csv", surface(cfg.landscape.function))
+    log_trajectory(ctx.trainer.loggers, rows)
     ctx.summary.update(trajectory_metrics(rows, cfg.landscape.function))
     return "completed" if math.isfinite(rows[-1]["loss"]) else "diverged"
 

@@ -26,6 +26,7 @@ from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 from lit_modules.diagnostics import Diagnostics
 
+from .code_version import code_version
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
 from .procedures import PROCEDURES, Context
@@ -147,7 +148,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     trainer: L.Trainer | None = None
     diagnostics: list[Diagnostics] = []
     try:
-        weights = pretrained_weights(cfg, results_dir)   # trains a transfer source on demand (seeds its own)
+        weights = pretrained_weights(cfg, results_dir, loggers)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
                                  datamodule.num_classes, cfg.trainer.divergence_factor)
@@ -172,7 +173,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
             summary.update(_summarize(module, summary["status"]))
         for d in diagnostics:
             summary.update(d.summary())
-        summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
+        summary.update(wall_time_s=time.perf_counter() - start, versions=versions(), code_version=code_version(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
             write_summary(results_dir, summary)

@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import lightning as L
 import torch
@@ -38,7 +38,7 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode a
 
 @dataclass(frozen=True)
 class SourceSpec:
-    checkpoint: Callable[[RunConfig, Path], Path]  # (target config, results dir) -> weights file
+    checkpoint: Callable[[RunConfig, Path, Sequence], Path]  # (target config, results dir, its loggers) -> weights
     check: Callable[[RunConfig], None]              # config-time checks: the body must fit the weights
     prefix: str                                     # key prefix of the body's weights in the file
     ignore: tuple[str, ...]                         # keys of the source's own classifier
@@ -102,11 +102,12 @@ def with_available_source(cfg: RunConfig) -> RunConfig:
     return override(cfg, {"transfer.source": spec.fallback})
 
 
-def pretrained_weights(cfg: RunConfig, results_dir: str | Path) -> Path | None:
-    """The checkpoint the target starts from (the source is trained here if needed), or None."""
+def pretrained_weights(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = ()) -> Path | None:
+    """The checkpoint the target starts from (the source is trained here if needed, logged to W&B
+    beside the target when `loggers`, the target's, have a W&B run), or None."""
     if not TRANSFER_MODES.get(cfg.transfer.mode).pretrained:
         return None
-    return SOURCES.get(cfg.transfer.source).checkpoint(cfg, Path(results_dir))
+    return SOURCES.get(cfg.transfer.source).checkpoint(cfg, Path(results_dir), loggers)
 
 
 def attach(cfg: RunConfig, module, weights: Path | None) -> list[L.Callback]:
@@ -140,8 +141,9 @@ class _SaveWeights(L.Callback):
             Path(tmp).unlink(missing_ok=True)
 
 
-def _suite_checkpoint(cfg: RunConfig, results_dir: Path) -> Path:
+def _suite_checkpoint(cfg: RunConfig, results_dir: Path, loggers: Sequence[Any] = ()) -> Path:
     from .runner import run_id, train  # the runner imports this module through the run config
+    from .tracking import finish, source_logger
 
     source = source_config(cfg)
     sid = run_id(source)
@@ -152,8 +154,12 @@ def _suite_checkpoint(cfg: RunConfig, results_dir: Path) -> Path:
                 # A diverged source is a finished outcome (the same config diverges again): not retrained.
                 summary = read_summary(results_dir, sid) or {}
                 if summary.get("status") != "diverged":
-                    summary = train(source, results_dir, callbacks=[_SaveWeights(path)],
-                                    extra={"role": "transfer source"})
+                    logger, trained = source_logger(loggers, sid, source), None
+                    try:
+                        trained = summary = train(source, results_dir, loggers=[logger] if logger else [],
+                                                  callbacks=[_SaveWeights(path)], extra={"role": "transfer source"})
+                    finally:
+                        finish(logger, trained)
                 if not path.is_file():
                     why = summary.get("error") or summary.get("status")
                     raise CheckpointError(f"the source model {sid} has no weights ({why}); "
@@ -189,7 +195,7 @@ def _imagenet_missing() -> str | None:
         "torchvision.models.resnet18(weights='IMAGENET1K_V1')\"")
 
 
-def _imagenet_checkpoint(cfg: RunConfig, results_dir: Path) -> Path:
+def _imagenet_checkpoint(cfg: RunConfig, results_dir: Path, loggers: Sequence[Any] = ()) -> Path:
     if (reason := _imagenet_missing()) is not None:
         raise CheckpointError(reason)   # never downloads: a run must not wait on the network
     return _imagenet_path()

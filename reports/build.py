@@ -150,14 +150,14 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
         runs.to_csv(out / "runs.csv", index=False)
         history.to_csv(out / "history.csv", index=False)
         sections = [_study_section(data[study], out) for study in studies]
-        return sections, _wandb_report(out, [manifests[s] for s in studies], runs, wandb_project)
+        rows = overview.overview_rows(sections, runs)
+        overview.save(out, rows, runs, results)
+        return sections, rows, _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)
 
-    drawn, (sections, report) = _draw_all(jobs, workers or os.cpu_count() or 1, tables_and_spec)
+    drawn, (sections, rows, report) = _draw_all(jobs, workers or os.cpu_count() or 1, tables_and_spec)
     images = iter(drawn)
     for section in sections:   # jobs were queued study by study, in FIGURES order
         section[2].extend(img for img in (next(images) for _ in FIGURES.names()) if img)
-    rows = overview.overview_rows(sections, runs)
-    overview.save(out, rows, runs, results)
     _write_index(out, runs, sections, rows)
     if publish:
         from .wandb_report import publish as publish_report
@@ -182,10 +182,9 @@ def _study_section(data: StudyData, out: Path) -> tuple:
     return study, stats, [], data.manifest, verdict, extra
 
 
-def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, project: str):
+def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, rows: list, project: str):
     from . import wandb_report
-    config_keys = {c[len("config."):] for c in runs.columns if c.startswith("config.")}
-    report = wandb_report.build_report(manifests, config_keys, project=project,
+    report = wandb_report.build_report(manifests, runs, overview=rows, project=project,
                                        entity=os.environ.get("WANDB_ENTITY", ""))
     wandb_report.save_spec(report, out / "wandb_report.json")
     return report

@@ -121,8 +121,7 @@ def test_wandb_report_spec_is_built_offline_with_a_section_per_study(results, tm
     from reports.wandb_report import build_report, save_spec
     _no_network(monkeypatch)
     manifests = [json.loads((results / "studies" / f"{s}.json").read_text()) for s in ("activations", "batchnorm_lr")]
-    runs = runs_table(results)
-    report = build_report(manifests, {c[7:] for c in runs.columns if c.startswith("config.")})
+    report = build_report(manifests, runs_table(results))
     spec = json.loads(save_spec(report, tmp_path / "wandb_report.json").read_text())
     blocks = spec["spec"]["blocks"]
     assert [b["children"][0]["text"] for b in blocks if b["type"] == "heading"] == ["activations", "batchnorm_lr"]
@@ -131,11 +130,11 @@ def test_wandb_report_spec_is_built_offline_with_a_section_per_study(results, tm
     for grid, study in zip(grids, ("activations", "batchnorm_lr")):
         runset = grid["runSets"][0]
         assert runset["filters"]["filters"][0]["value"] == [study]   # the runs W&B tagged with the study
-    # batchnorm_lr: a row of panels per axis, grouped by the axis' (flat, dotted) config key, + parallel coords
-    grouping = [g["name"] for g in grids[1]["runSets"][0]["grouping"]]
-    assert grouping == ["model.norm.value", "optim.lr.value"]
+    # batchnorm_lr: a row of panels per axis, grouped by the axis label the runs log under `studies`
+    assert [g["name"] for g in grids[1]["runSets"][0]["grouping"]] == ["studies.value.batchnorm_lr.axes.norm"]
     panels = grids[1]["panelBankSectionConfig"]["panels"]
-    assert [p["viewType"] for p in panels].count("Run History Line Plot") == 2
+    assert {p["config"]["groupBy"] for p in panels if p["viewType"] == "Run History Line Plot"} == \
+        {"studies.value.batchnorm_lr.axes.norm", "studies.value.batchnorm_lr.axes.lr"}
     assert any(p["viewType"] == "Parallel Coordinates Plot" for p in panels)
     # the report folder built by the fixture holds the same spec
     saved = json.loads((results / "report" / "wandb_report.json").read_text())["spec"]["blocks"]
@@ -157,5 +156,5 @@ def test_publish_without_credentials_or_network_fails_clearly(results, tmp_path,
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
     start = time.perf_counter()
     with pytest.raises(PublishError, match="unreachable"):
-        publish(build_report([], set()))
+        publish(build_report([], runs_table(results)))
     assert time.perf_counter() - start < 10

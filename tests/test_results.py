@@ -23,6 +23,15 @@ def test_importing_the_report_loads_no_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_building_a_report_loads_no_torch(grid, tmp_path):
+    """The whole rebuild (tables, verdicts, figures, the W&B spec) runs on the results folder alone."""
+    code = ("import sys; from reports.build import build; build(sys.argv[1], sys.argv[2], workers=1); "
+            "print(sorted(m for m in ('torch', 'lightning', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(grid), str(tmp_path / "report")], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "report" / "index.html").exists()
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory) -> Path:
     """A finished tiny grid whose runs hold every kind of file: predictions, diagnostics, metrics."""

@@ -4,130 +4,84 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
-import time
 from pathlib import Path
 
 import pytest
+from wandb_records import FAKE_KEY, closed_port, offline_runs, read_run
 
+from ablations.code_version import code_version
 from ablations.runner import resolve, run_id, train
 from ablations.tracking import MODES, Tracking, finish, make_logger, resolve_mode
-from lit_modules import ConfigError, flat_dict
+from lit_modules import ConfigError, to_dict
 
-FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real W&B API key
 TAGS = ["study", "x=1"]
 
 
-# --- reading an offline run ------------------------------------------------------------------------
-# run-<id>.wandb is a LevelDB-style log written by wandb-core (the SDK no longer ships a Python
-# reader): a 7-byte file header (":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of chunks, each
-# a 7-byte header (crc32c, length, type) and a piece of one serialized `Record`.  A record too long for
-# the rest of a block is split into FIRST/MIDDLE/LAST chunks; a block tail under 7 bytes is padding.
-_BLOCK, _HEADER = 32768, 7
-_FULL, _LAST = 1, 4
-
-
-def read_records(path: Path) -> list:
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert struct.unpack("<4sHB", data[:_HEADER]) == (b":W&B", 0xBEE1, 0), "not a W&B transaction log"
-    records, pos, pieces = [], _HEADER, b""
-    while pos + _HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER:
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
-        if pos + _HEADER + length > len(data):  # a chunk still being written
-            break
-        if kind == 0:  # zero padding to the end of the block
-            pos += left
-            continue
-        pieces += data[pos + _HEADER:pos + _HEADER + length]
-        pos += _HEADER + length
-        if kind in (_FULL, _LAST):
-            record = pb.Record()
-            record.ParseFromString(pieces)
-            records.append(record)
-            pieces = b""
-    return records
-
-
-def _key(item) -> str:
-    return item.key or ".".join(item.nested_key)
-
-
-def closed_records(path: Path, timeout: float = 10.0) -> list:
-    """The records of a finished run.  `finish` returns before wandb-core has flushed the log (it only
-    tells the service the run is done, without waiting), so wait for the final `exit` record."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = read_records(path)
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.02)
-
-
-def read_run(run_dir: Path) -> dict:
-    """The run record, every config item logged, and the history rows of one offline run folder."""
-    (log_file,) = run_dir.glob("run-*.wandb")
-    run, config, history = None, {}, []
-    for record in closed_records(log_file):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run = record.run
-            config.update({_key(i): json.loads(i.value_json) for i in run.config.update})
-        elif kind == "config":
-            config.update({_key(i): json.loads(i.value_json) for i in record.config.update})
-        elif kind == "history":
-            history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
-    config.pop("_wandb", None)  # W&B's own bookkeeping, not ours
-    return {"run": run, "config": config, "history": history}
-
-
-def offline_runs(results_dir: Path, rid: str) -> list[Path]:
-    # offline-run-<time>-<id>, with "-1", "-2"... appended when the same id starts twice in one second
-    return sorted((results_dir / "wandb").glob(f"offline-run-*-{rid}*"))
-
-
 # --- one real offline run, shared by the read-back tests ------------------------------------------
+STUDIES = {"study": {"variant": "variant", "axes": {"x": "1"}}}
+
+
 @pytest.fixture(scope="module")
 def offline_run(tmp_path_factory):
-    """Train 2 epochs with an offline logger, a (fake) API key in the environment and WANDB_MODE=disabled
-    left by conftest: an explicit mode="offline" must win over it, and the key must go nowhere."""
+    """Train 2 epochs (diagnostics every 5 optimizer steps) with an offline logger, a (fake) API key in the
+    environment and WANDB_MODE=disabled left by conftest: an explicit mode="offline" must win over it,
+    and the key must go nowhere."""
     results = tmp_path_factory.mktemp("results")
-    cfg = resolve({"trainer.max_epochs": 2})
+    cfg = resolve({"trainer.max_epochs": 2, "trainer.diagnostics_every": 5})
     rid = run_id(cfg)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WANDB_API_KEY", FAKE_KEY)
-        logger = make_logger(Tracking(mode="offline"), results, rid, cfg, group="study", name="variant", tags=TAGS)
+        logger = make_logger(Tracking(mode="offline"), results, rid, cfg, group="study", name="variant", tags=TAGS,
+                             studies=STUDIES)
         assert logger is not None
         summary = train(cfg, results, loggers=[logger])
-        finish(logger)
+        finish(logger, summary)
     (run_dir,) = offline_runs(results, rid)
-    return {"results": results, "cfg": cfg, "rid": rid, "summary": summary, "logger": logger, **read_run(run_dir)}
+    return {"results": results, "cfg": cfg, "rid": rid, "summary": summary, "logger": logger, "wb": read_run(run_dir)}
 
 
-def test_offline_run_records_identity_and_exactly_the_flat_config(offline_run):
-    run, cfg = offline_run["run"], offline_run["cfg"]
+def test_offline_run_records_identity_and_the_nested_config(offline_run):
+    run, cfg, config = offline_run["wb"]["run"], offline_run["cfg"], offline_run["wb"]["config"]
     assert offline_run["summary"]["status"] == "completed"
     assert run.run_id == offline_run["rid"] == offline_run["logger"].version
-    assert (run.project, run.run_group, run.display_name, list(run.tags)) == \
-        ("cs231n-ablations", "study", "variant", TAGS)
-    assert offline_run["config"] == json.loads(json.dumps(flat_dict(cfg)))  # nothing else as config
-    assert offline_run["config"]["optim.lr"] == cfg.optim.lr
+    assert (run.project, run.run_group, run.display_name, list(run.tags), run.job_type) == \
+        ("cs231n-ablations", "study", "variant seed=0", TAGS, "fit")   # the name carries the seed
+    # The run config as config.json has it, nested, plus the code version and the study membership.
+    assert config == {**to_dict(cfg), "code_version": code_version(), "studies": STUDIES}
+    assert config["optim"]["lr"] == cfg.optim.lr
+    assert config["code_version"] == offline_run["summary"]["code_version"] != "unknown"
 
 
-def test_offline_run_history_has_every_epoch_and_the_test_metrics(offline_run):
-    history, summary = offline_run["history"], offline_run["summary"]
+def test_epoch_metrics_are_against_epochs_and_diagnostics_against_optimizer_steps(offline_run):
+    history, summary, axes = offline_run["wb"]["history"], offline_run["summary"], offline_run["wb"]["axes"]
+    assert {"train/*": "epoch", "val/*": "epoch", "test/*": "epoch", "lr": "epoch", "time_s": "epoch",
+            "diag/*": "optimizer_step", "landscape/*": "optimizer_step"}.items() <= axes.items()
+    assert not any("trainer/global_step" in row for row in history)   # Lightning's shared axis is gone
     epochs = [row for row in history if "train/loss" in row]
-    assert len(epochs) == 2
+    assert [row["epoch"] for row in epochs] == [1, 2]   # as in metrics.csv
     assert all({"train/acc", "val/loss", "val/acc", "lr", "time_s"} <= row.keys() for row in epochs)
     assert "train/initial_loss" in epochs[0]
     assert epochs[-1]["train/loss"] == pytest.approx(summary["train_loss"])  # same numbers as summary.json
     (test_row,) = [row for row in history if "test/acc" in row]
-    assert test_row["test/acc"] == pytest.approx(summary["test_acc"])
+    assert test_row["test/acc"] == pytest.approx(summary["test_acc"]) and test_row["epoch"] == 2
+    # Every diagnostics row is at its optimizer step, the steps diagnostics.csv has, and nowhere else.
+    diag_rows = [row for row in history if any(k.startswith("diag/") for k in row)]
+    assert diag_rows and all("epoch" not in row and "train/loss" not in row for row in diag_rows)
+    stored = [line.split(",")[0] for line in (offline_run["results"] / "runs" / offline_run["rid"] /
+                                               "diagnostics.csv").read_text().splitlines()[1:]]
+    steps = sorted({row["optimizer_step"] for row in diag_rows})
+    assert steps == sorted({int(s) for s in stored})
+    assert set(range(0, steps[-1], 5)) <= set(steps)   # sampled every 5 steps (and once at the end)
+
+
+def test_wandb_summary_holds_the_run_summary_and_the_run_ended_cleanly(offline_run):
+    wb = offline_run["wb"]["summary"]
+    stored = json.loads((offline_run["results"] / "runs" / offline_run["rid"] / "summary.json").read_text())
+    for key in ("status", "initial_loss", "best_val_acc", "final_val_acc", "test_acc", "initial_loss_suspect",
+                "final_update_ratio", "code_version", "epochs"):
+        assert wb[key] == pytest.approx(stored[key]), key
+    assert stored["status"] == "completed" and "traceback" not in wb
+    assert offline_run["wb"]["exit_code"] == 0 and "completed" not in offline_run["wb"]["run"].tags
 
 
 def test_api_key_is_written_nowhere(offline_run):
@@ -135,6 +89,116 @@ def test_api_key_is_written_nowhere(offline_run):
     assert any(p.suffix == ".wandb" for p in files) and any(p.name == "summary.json" for p in files)
     leaks = [p for p in files if FAKE_KEY.encode() in p.read_bytes()]
     assert leaks == []
+
+
+# --- outcomes, landscapes and transfer sources, through the grid's own execute() -------------------
+def _execute(results: Path, overrides: dict) -> tuple[dict, dict]:
+    """Train one run as a grid worker does (offline W&B); its summary and its W&B run read back."""
+    from ablations.executors import Job, execute
+
+    cfg = resolve(overrides)
+    job = Job(run_id(cfg), cfg, "study", "variant", ("study",), str(results), Tracking(mode="offline"),
+              studies={"study": {"variant": "variant", "axes": {}}})
+    summary = execute(job)
+    (run_dir,) = offline_runs(results, job.run_id)
+    return summary, read_run(run_dir)
+
+
+def test_a_diverged_run_is_tagged_and_says_so_in_its_summary(tmp_path):
+    summary, wb = _execute(tmp_path, {"trainer.max_epochs": 2, "optim.lr": 1e4, "trainer.diagnostics_every": 0})
+    assert summary["status"] == "diverged"
+    assert wb["summary"]["status"] == "diverged" and "diverged" in wb["run"].tags
+    assert wb["exit_code"] == 0   # a diverged run is a finished outcome, not a crash: state "finished"
+
+
+def test_a_failed_run_exits_non_zero_with_a_tag_and_its_error(tmp_path, monkeypatch):
+    from lit_modules.module import ImageClassifier
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in training_step")
+    monkeypatch.setattr(ImageClassifier, "training_step", broken)
+    summary, wb = _execute(tmp_path, {"trainer.max_epochs": 1, "trainer.diagnostics_every": 0})
+    assert summary["status"] == "failed"
+    assert wb["summary"]["status"] == "failed" and "a bug in training_step" in wb["summary"]["error"]
+    assert "failed" in wb["run"].tags and wb["exit_code"] == 1   # W&B shows the run as failed
+
+
+def test_a_landscape_run_logs_its_path_and_loss_per_optimizer_step(tmp_path):
+    summary, wb = _execute(tmp_path, {"trainer.procedure": "landscape", "landscape.steps": 12})
+    assert summary["status"] == "completed" and wb["run"].job_type == "landscape"
+    path = [row for row in wb["history"] if "landscape/loss" in row]
+    stored = (tmp_path / "runs" / summary["run_id"] / "trajectory.csv").read_text().splitlines()
+    header, rows = stored[0].split(","), [dict(zip(stored[0].split(","), map(float, r.split(",")))) for r in stored[1:]]
+    assert header[:4] == ["step", "x", "y", "loss"] and len(path) == len(rows) == 13
+    for logged, row in zip(path, rows):
+        assert logged["optimizer_step"] == row["step"]
+        assert (logged["landscape/x"], logged["landscape/y"], logged["landscape/loss"]) == \
+            pytest.approx((row["x"], row["y"], row["loss"]))
+    assert wb["summary"]["distance"] == pytest.approx(summary["distance"])   # the path's metrics too
+
+
+@pytest.mark.slow
+def test_the_transfer_source_trained_on_demand_is_a_wandb_run_too(tmp_path):
+    from ablations.transfer import source_config
+
+    overrides = {"trainer.max_epochs": 1, "transfer.mode": "linear", "transfer.source_epochs": 1,
+                 "data.classes": (5, 6, 7, 8, 9), "transfer.source_classes": (0, 1, 2, 3, 4), "data.train_size": 25,
+                 "trainer.diagnostics_every": 0}
+    summary, target = _execute(tmp_path, overrides)
+    sid = run_id(source_config(resolve(overrides)))
+    (source_dir,) = offline_runs(tmp_path, sid)
+    source = read_run(source_dir)
+    assert summary["status"] == "completed" and target["summary"]["status"] == "completed"
+    assert (source["run"].run_group, list(source["run"].tags)) == ("transfer source", ["transfer-source"])
+    assert source["summary"]["status"] == "completed" and source["summary"]["role"] == "transfer source"
+    assert [row["epoch"] for row in source["history"] if "train/loss" in row] == [1]
+    assert source["config"]["data"]["classes"] == [0, 1, 2, 3, 4] and source["exit_code"] == 0
+
+
+# --- no network: one failed connection sends the grid offline ---------------------------------------
+@pytest.fixture
+def unreachable_server(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    return Tracking(mode="auto", fallback_file=str(tmp_path / "wandb" / ".offline-test"))
+
+
+def test_an_unreachable_server_switches_to_offline_once(unreachable_server, tmp_path, caplog, monkeypatch):
+    import ablations.tracking as tracking
+
+    probes, probe = [], tracking.connect_error
+    monkeypatch.setattr(tracking, "connect_error", lambda *a, **k: probes.append(probe(*a, **k)) or probes[-1])
+    cfg = resolve({"trainer.max_epochs": 1})
+    with caplog.at_level(logging.WARNING, logger="ablations.tracking"):
+        for rid in ("first", "second", "third"):
+            logger = _quick_run(tmp_path, rid, cfg, unreachable_server)
+            assert logger is not None and logger.experiment.settings.mode == "offline"
+            finish(logger)
+    assert len(probes) == 1 and "refused" in probes[0].lower()   # the later runs never try the network again
+    assert len([r for r in caplog.records if "logs offline" in r.getMessage()]) == 1
+    assert Path(unreachable_server.fallback_file).exists()
+    for rid in ("first", "second", "third"):   # kept for `wandb sync`
+        (run_dir,) = offline_runs(tmp_path, rid)
+        assert read_run(run_dir)["history"][0]["train/loss"] == 1.0
+
+
+def test_a_server_that_accepts_but_fails_init_also_falls_back(unreachable_server, tmp_path, monkeypatch, caplog):
+    """Past the connection probe (forced here), wandb.init itself fails: the run is kept offline."""
+    import time
+
+    import ablations.tracking as tracking
+
+    monkeypatch.setattr(tracking, "connect_error", lambda *a, **k: None)
+    monkeypatch.setattr(tracking, "INIT_TIMEOUT_S", 2.0)
+    cfg = resolve({"trainer.max_epochs": 1})
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ablations.tracking"):
+        logger = _quick_run(tmp_path, "refused", cfg, unreachable_server)
+    assert logger is not None and logger.experiment.settings.mode == "offline"
+    finish(logger)
+    assert time.monotonic() - start < 30 and "logs offline" in caplog.text
+    assert Path(unreachable_server.fallback_file).exists() and offline_runs(tmp_path, "refused")
 
 
 # --- resume, leftovers, disabled ------------------------------------------------------------------
