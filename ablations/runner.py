@@ -3,7 +3,8 @@
 `run_one` is the whole life of a run: resolve and validate the config (bad input fails here, before
 anything trains), train with Lightning, test once with the final weights, and write config.json,
 metrics.csv (every epoch, as it finishes) and summary.json (last).  A run that raises is recorded as
-`failed` with its traceback; a run whose loss blows up is an outcome, `diverged`, not an error.
+`failed` with its traceback; a run whose loss turns non-finite is an outcome, `diverged`, not an error,
+and so is `stopped_early` (the opt-in search-time stop, trainer.early_stop_factor).
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         weights = pretrained_weights(cfg, results_dir)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
-                                 datamodule.num_classes, cfg.trainer.divergence_factor)
+                                 datamodule.num_classes, cfg.trainer.early_stop_factor)
         callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
         # Weight averaging and snapshots are callbacks, present only when their config asks for them.
         technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]

@@ -54,7 +54,8 @@ def study_stats(runs: pd.DataFrame, study: str) -> pd.DataFrame:
                      "vs_baseline": diff.mean, "vs_baseline_ci": _ci(diff),
                      "ci_excludes_0": diff.excludes_zero(),
                      "diverged": int((status[m] == "diverged").sum()),
-                     "failed": int((~np.isin(status[m], ["completed", "diverged"])).sum())})
+                     "stopped_early": int((status[m] == "stopped_early").sum()),
+                     "failed": int((~np.isin(status[m], ["completed", "diverged", "stopped_early"])).sum())})
     return pd.DataFrame(rows)
 
 
