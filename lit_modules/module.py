@@ -166,8 +166,7 @@ class ImageClassifier(L.LightningModule):
         depend on the device or the group size.  Under DDP the ranks agree on the earliest bad step.
         """
         bad = ~torch.isfinite(torch.stack(losses))
-        no_bad = torch.tensor(len(losses), device=bad.device)
-        offset = torch.where(bad.any(), bad.int().argmax(), no_bad)   # argmax: the first True
+        offset = torch.where(bad.any(), bad.int().argmax(), len(losses))   # argmax: the first True
         offset = int(self.trainer.strategy.reduce(offset, reduce_op="min"))
         if offset < len(losses):
             self.diverged_step = steps_before + offset + 1
