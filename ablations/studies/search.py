@@ -6,7 +6,7 @@ distinct values of each; sample scales log-uniformly; search coarse to fine, sho
 Stage 1 (`search`): 16 trials as a 4 x 4 log grid and 16 log-uniform random draws over the same box,
 5 epochs each, with the lecture's search-time cut (trainer.early_stop_factor=3): a trial whose epoch-mean
 training loss exceeds 3x its first mini-batch's loss stops as `stopped_early`, scored by the val accuracy
-it had reached; a non-finite loss ends a trial as `diverged` (scored worst).  Stage 2 (`search_fine`):
+it had reached; a non-finite loss ends a trial as `diverged`.  Stage 2 (`search_fine`):
 8 random draws of full-length runs (no early stop) in a narrow box around stage 1's best (lr within a factor of 3,
 weight decay within a factor of 10).
 The report warns when a best value sits at the edge of the range tried.
