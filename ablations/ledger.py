@@ -1,4 +1,5 @@
-"""The results on disk are the ledger: a run is done when its summary says completed or diverged.
+"""The results on disk are the ledger: a run is done when its summary says completed, diverged or
+stopped_early (the opt-in search-time stop): the same config would end the same way again.
 
 A run directory is claimed with an exclusive lock file before training, so two grids started on the
 same results folder (or two Ray workers sharing a filesystem) never train the same run at once; a lock

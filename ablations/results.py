@@ -82,6 +82,7 @@ METRICS: Registry[Metric] = Registry("metric", {
     "wall_time_s": Metric(False, "seconds", 0.5),
     "epochs": Metric(None, "epochs"),
     "diverged_step": Metric(None, "steps"),
+    "stopped_early_epoch": Metric(None, "epochs"),
     "memorized_frac": Metric(False, "fraction", 0.01),
     # Babysitting diagnostics (lit_modules/diagnostics.py), on fit runs with diagnostics on.
     "expected_initial_loss": Metric(None, "nats"),

@@ -3,11 +3,13 @@
 `run_one` is the whole life of a run: resolve and validate the config (bad input fails here, before
 anything trains), train with Lightning, test once with the final weights, and write config.json,
 metrics.csv (every epoch, as it finishes) and summary.json (last).  A run that raises is recorded as
-`failed` with its traceback; a run whose loss blows up is an outcome, `diverged`, not an error.
+`failed` with its traceback; a run whose loss turns non-finite is an outcome, `diverged`, not an error,
+and so is `stopped_early` (the opt-in search-time stop, trainer.early_stop_factor).
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -106,9 +108,11 @@ def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
 
 def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
     history = module.history
-    last = history[-1] if history else {}
-    val_accs = [row["val/acc"] for row in history if "val/acc" in row]
     nan = float("nan")
+    # A diverged net's last epoch ran on non-finite weights: its accuracies are no measurement (argmax of
+    # NaN logits), so they stay missing; epochs evaluated before that (finite val loss) still count.
+    last = history[-1] if history and status != "diverged" else {}
+    val_accs = [row["val/acc"] for row in history if "val/acc" in row and math.isfinite(row.get("val/loss", nan))]
     return {
         "epochs": len(history),
         "initial_loss": module.initial_loss if module.initial_loss is not None else nan,
@@ -151,7 +155,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         weights = pretrained_weights(cfg, results_dir, loggers)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
-                                 datamodule.num_classes, cfg.trainer.divergence_factor)
+                                 datamodule.num_classes, cfg.trainer.early_stop_factor)
         callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
         # Weight averaging and snapshots are callbacks, present only when their config asks for them.
         technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]

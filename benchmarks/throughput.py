@@ -33,35 +33,46 @@ NETWORKS = {  # the default MLP and a small CNN (warmup keeps its first steps fr
 EPOCHS = {"digits": 20, "fashion_mnist": 5}
 
 
+def _synchronize(device: torch.device) -> None:
+    """CUDA runs asynchronously: the clock stops when the device has finished, not when it was asked."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def suite(cfg, dm: ImageDataModule) -> float:
-    """Seconds for trainer.fit over cfg.trainer.max_epochs epochs, validation off."""
+    """Seconds for trainer.fit over cfg.trainer.max_epochs epochs, validation off, on the config's
+    accelerator (the datamodule's tensors move there with the first fit)."""
     L.seed_everything(cfg.seed, verbose=False)
     module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, dm.in_shape, dm.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = make_trainer(cfg, tmp, limit_val_batches=0)
         start = time.perf_counter()
         trainer.fit(module, datamodule=dm)
+        _synchronize(trainer.strategy.root_device)
         elapsed = time.perf_counter() - start
     assert not module.diverged and len(module.history) == cfg.trainer.max_epochs
     return elapsed
 
 
-def hand_loop(cfg, dm: ImageDataModule) -> float:
+def hand_loop(cfg, dm: ImageDataModule, device: str = "cpu") -> float:
     """What one would write by hand: preprocess once, shuffle, set the scheduled lr, step.
 
     It gathers its batches from the very tensor the suite uses: two 188 MB copies of Fashion-MNIST
-    can differ by 20% in gather speed (page and TLB luck), which would swamp what is measured.
+    can differ by 20% in gather speed (page and TLB luck), which would swamp what is measured.  (On a
+    GPU, once the suite has trained, that tensor already sits on the device and `.to` returns it.)
     """
+    device = torch.device(device)
     torch.manual_seed(cfg.seed)
-    net = build_network(cfg.model, dm.in_shape, dm.num_classes)
+    net = build_network(cfg.model, dm.in_shape, dm.num_classes).to(device)
     opt = build_optimizer(cfg.optim, net)
     schedule = build_schedule(cfg.schedule)
-    x, y = dm.ready("train"), dm.y_train
+    x, y = dm.ready("train").to(device), dm.y_train.to(device)
     bs, n = cfg.data.batch_size, len(y)
     total, step = cfg.trainer.max_epochs * -(-n // bs), 0
+    _synchronize(device)
     start = time.perf_counter()
     for _ in range(cfg.trainer.max_epochs):
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=device)
         for i in range(0, n, bs):
             for group in opt.param_groups:
                 group["lr"] = cfg.optim.lr * schedule(step / total)
@@ -71,7 +82,24 @@ def hand_loop(cfg, dm: ImageDataModule) -> float:
             loss.backward()
             opt.step()
             step += 1
+    _synchronize(device)
     return time.perf_counter() - start
+
+
+def compare(cfg, dm: ImageDataModule, repeats: int, device: str = "cpu") -> dict[str, float]:
+    """Samples per second of the suite and of the hand loop, best of `repeats` interleaved runs each.
+    `device` is the hand loop's; the suite's is cfg.trainer.accelerator (the same one, by the caller)."""
+    suite(cfg, dm)              # warm-up: first-call allocations, kernel selection, data on the device
+    hand_loop(cfg, dm, device)
+    times = {"suite": [], "hand": []}
+    for r in range(repeats):
+        # Alternate which goes first, so slow drifts of the machine favour neither.
+        for name in (("suite", "hand") if r % 2 == 0 else ("hand", "suite")):
+            times[name].append(suite(cfg, dm) if name == "suite" else hand_loop(cfg, dm, device))
+    samples = cfg.trainer.max_epochs * len(dm.y_train)
+    # Noise on a shared machine only ever adds time, so the best of N is the estimate (as timeit
+    # does); medians here swing by 20% between otherwise identical runs.
+    return {k: samples / min(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -93,16 +121,7 @@ def main() -> None:
             dm = ImageDataModule(cfg.data, seed=cfg.seed)
             dm.prepare_data()
             dm.setup("fit")
-            hand_loop(cfg, dm)  # warm-up: first-call allocations and kernel selection
-            times = {"suite": [], "hand": []}
-            for r in range(args.repeats):
-                # Alternate which goes first, so slow drifts of the machine favour neither.
-                for name in (("suite", "hand") if r % 2 == 0 else ("hand", "suite")):
-                    times[name].append(suite(cfg, dm) if name == "suite" else hand_loop(cfg, dm))
-            samples = cfg.trainer.max_epochs * len(dm.y_train)
-            # Noise on a shared machine only ever adds time, so the best of N is the estimate (as
-            # timeit does); medians here swing by 20% between otherwise identical runs.
-            rate = {k: samples / min(v) for k, v in times.items()}
+            rate = compare(cfg, dm, args.repeats)
             ratio = rate["suite"] / rate["hand"]
             print(f"{dataset:<14}{network:<9}{cfg.trainer.max_epochs:>6}{rate['suite']:>17,.0f}"
                   f"{rate['hand']:>16,.0f}{ratio:>6.2f}x", flush=True)

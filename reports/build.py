@@ -59,6 +59,7 @@ def study_stats(runs: pd.DataFrame, study: str, control: str | None = None) -> p
             diff = t_interval([by_seed[v][s] - by_seed[control][s] for s in common])
             row.update({"vs_control": diff.mean, "vs_control_ci": _ci(diff), "vs_control_n": diff.n})
         row.update({"diverged": int((status[m] == "diverged").sum()),
+                    "stopped_early": int((status[m] == "stopped_early").sum()),
                     "failed": int((~np.isin(status[m], list(DONE))).sum())})
         rows.append(row)
     return pd.DataFrame(rows)
