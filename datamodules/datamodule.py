@@ -1,8 +1,9 @@
 """ImageDataModule: one DataConfig -> train / val / test TensorLoaders on the training device.
 
 The splits (and the corrupted training labels of `label_noise`) depend only on the config
-(`val_fraction`, `train_size`, `split_seed`), never on the run seed: every run of an ablation is validated on the same images and trained on the same subset, so
-differences between runs come from the technique and the run seed alone.  The test split is kept
+(`val_fraction`, `train_size`, `split_seed`), never on the run seed: every run of an ablation is
+validated on the same images and trained on the same subset, so differences between runs come from the
+technique and the run seed alone.  The test split is kept
 apart: only `test_dataloader` reads it, so no training or model-selection step can.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .preprocess import Preprocessor, build_preprocessor
 _LABEL_NOISE_STREAM = 0x6E6F697365
 
 
-def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(labels, corrupted mask): round(fraction * n) labels, chosen at random, each replaced by a class
     drawn uniformly from the num_classes - 1 OTHER classes, so every corrupted label is wrong (Zhang et
     al. 2017 draw from all classes, which leaves 1/C of theirs correct: their p is our p * C / (C - 1)).

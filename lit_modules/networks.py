@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from torch import nn
+
 from .layers import ACTIVATIONS, build_activation, build_norm, init_layer
 from .registry import Registry
 from .regularizers import STOCHASTIC_DEPTH_MODES, add_drop_connect, build_pool, survival_probabilities
