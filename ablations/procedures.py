@@ -75,6 +75,18 @@ def stopped(ctx: Context) -> str | None:
     return None
 
 
+def memorization(module, datamodule) -> dict[str, Any]:
+    """Under data.label_noise (Zhang et al. 2017): on the corrupted training examples, in eval mode,
+    `memorized_frac` is the fraction of their corrupted labels the final net reproduces (memorization)
+    and `corrupted_true_acc` the fraction it labels with their true class (generalization through
+    the noise); `corrupted_n` is how many there are.  Nothing without label noise."""
+    x, noisy, true = datamodule.corrupted_train()
+    if len(x) == 0:
+        return {}
+    return {"corrupted_n": len(x), "memorized_frac": module.accuracy(x, noisy),
+            "corrupted_true_acc": module.accuracy(x, true)}
+
+
 def fit(ctx: Context) -> str:
     ctx.trainer.fit(ctx.module, datamodule=ctx.datamodule)
     if status := stopped(ctx):   # a cut trial is not tested: its test accuracy would mean nothing
@@ -83,6 +95,7 @@ def fit(ctx: Context) -> str:
     # Accuracy of the final weights in eval mode on the un-augmented training set: the honest side of
     # the train-val gap (train/acc in training mode is lowered by dropout, mixup and augmentation).
     ctx.summary["clean_train_acc"] = ctx.module.accuracy(ctx.datamodule.clean_train(), ctx.datamodule.y_train)
+    ctx.summary.update(memorization(ctx.module, ctx.datamodule))
     if ctx.writer:  # class probabilities for ensembles (ablations/predictions.py), before the summary
         save_predictions(ctx.run_dir / "predictions.npz", ctx.module, ctx.datamodule, ctx.technique)
         ctx.summary["predictions"] = "predictions.npz"   # reports look for the file only where this says so

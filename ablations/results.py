@@ -83,7 +83,11 @@ METRICS: Registry[Metric] = Registry("metric", {
     "epochs": Metric(None, "epochs"),
     "diverged_step": Metric(None, "steps"),
     "stopped_early_epoch": Metric(None, "epochs"),
+    # Under data.label_noise: on the corrupted training examples, the share of corrupted labels the net
+    # reproduces (memorization) and of true labels it recovers.
     "memorized_frac": Metric(False, "fraction", 0.01),
+    "corrupted_true_acc": Metric(**_ACC),
+    "corrupted_n": Metric(None, "examples"),
     # Babysitting diagnostics (lit_modules/diagnostics.py), on fit runs with diagnostics on.
     "expected_initial_loss": Metric(None, "nats"),
     "initial_act_std": Metric(None, "std", 0.01),

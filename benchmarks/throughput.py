@@ -7,8 +7,10 @@ divergence checks) except validation, which the hand loop does not do either.
 
     python benchmarks/throughput.py                 # digits and fashion_mnist, mlp and convnet
     python benchmarks/throughput.py --repeats 5 --datasets fashion_mnist
+    python benchmarks/throughput.py --stochastic-depth   # ResNet epoch time with and without it
 
-Target: suite >= 0.9x the hand-written loop on Fashion-MNIST.
+Target: suite >= 0.9x the hand-written loop on Fashion-MNIST.  Stochastic depth (Huang et al.: a dropped
+branch is not computed) should save about the fraction of branch work it drops; per-sample mode saves nothing.
 """
 from __future__ import annotations
 
@@ -102,6 +104,34 @@ def compare(cfg, dm: ImageDataModule, repeats: int, device: str = "cpu") -> dict
     return {k: samples / min(v) for k, v in times.items()}
 
 
+# A 9-block ResNet: with p_L = 0.5 the branches survive 72% of the time on average (1 - 0.5 * 10/18).
+SD_NETWORK = {"model.network": "resnet", "model.channels": (16, 32, 64), "model.blocks_per_stage": 3,
+              "model.norm": "batch", "data.train_size": 2000, "trainer.max_epochs": 1}
+SD_MODES = {"none": {}, "per_batch": {"model.stochastic_depth": 0.5},
+            "per_sample": {"model.stochastic_depth": 0.5, "model.stochastic_depth_mode": "per_sample"}}
+
+
+def stochastic_depth_times(dataset: str, repeats: int) -> None:
+    """Seconds per training epoch of the same ResNet without and with stochastic depth (each mode),
+    interleaved; best of `repeats`."""
+    times: dict[str, list[float]] = {mode: [] for mode in SD_MODES}
+    dm = None
+    for r in range(repeats):
+        for mode in (list(SD_MODES) if r % 2 == 0 else list(SD_MODES)[::-1]):
+            cfg = resolve({"data.name": dataset, "trainer.accelerator": "cpu", **SD_NETWORK, **SD_MODES[mode]})
+            if dm is None:
+                dm = ImageDataModule(cfg.data, seed=cfg.seed)
+                dm.prepare_data()
+                dm.setup("fit")
+            times[mode].append(suite(cfg, dm) / cfg.trainer.max_epochs)
+    base = min(times["none"])
+    print(f"{dataset}: resnet {SD_NETWORK['model.channels']} x {SD_NETWORK['model.blocks_per_stage']} blocks, "
+          f"{len(dm.y_train)} images, p_L = 0.5; best of {repeats} interleaved")
+    print(f"{'stochastic depth':<18}{'s / epoch':>10}{'vs none':>9}")
+    for mode, ts in times.items():
+        print(f"{mode:<18}{min(ts):>10.2f}{min(ts) / base:>8.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(EPOCHS))
@@ -109,8 +139,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads for both loops (a grid worker here gets cores / workers)")
+    parser.add_argument("--stochastic-depth", action="store_true",
+                        help="instead: epoch time of a ResNet without and with stochastic depth (Fashion-MNIST)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.stochastic_depth:
+        dataset = "fashion_mnist" if args.datasets == list(EPOCHS) else args.datasets[0]
+        stochastic_depth_times(dataset, args.repeats)
+        return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved runs")
     print(f"{'dataset':<14}{'network':<9}{'epochs':>6}{'suite samples/s':>17}{'hand samples/s':>16}{'ratio':>7}")

@@ -192,7 +192,7 @@ def test_zero_init_leaves_every_hidden_gradient_zero(tmp_path):
 def test_report_draws_the_diagnostics_and_judges_claims_on_them(tmp_path):
     studies = [
         Study("tiny_init", "c", mode="grid", seeds=2, axes={"model.init": {"small": "small_normal",
-              "xavier": "lecun_normal", "large": "large_normal"}, "model.activation": ["tanh"]},
+              "xavier": "xavier_normal", "large": "large_normal"}, "model.activation": ["tanh"]},
               base={"model.depth": 4, "model.width": 32},
               verdict=AllOf((Better("init=large,activation=tanh", ("init=xavier,activation=tanh",),
                                     metric="initial_saturated_frac"),
