@@ -26,10 +26,11 @@ from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 from lit_modules.diagnostics import Diagnostics
 
+from . import ledger
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
 from .procedures import PROCEDURES, Context
-from .storage import read_json, write_json, write_rows
+from .storage import disk_full, read_json, write_json, write_rows
 from .transfer import attach, pretrained_weights, with_available_source
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
@@ -163,6 +164,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     except ConfigError:
         raise
     except Exception as exc:  # recorded, never lost: the grid goes on and reports it
+        if disk_full(exc):    # no fault of the run: nothing is recorded, the grid stops (executors)
+            raise
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     finally:
         if module is not None:
@@ -174,7 +177,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
-            write_json(run_dir / "summary.json", summary)
+            summary = ledger.record(run_dir, summary)   # never over a finished result
     return summary
 
 
@@ -198,8 +201,7 @@ def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any
         summary = {"run_id": run_id(cfg), "status": "failed", "seed": cfg.seed,
                    "error": f"torchrun exited with {proc.returncode}", "traceback": proc.stderr[-4000:]}
     summary.update(extra or {})
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    return ledger.record(run_dir, summary)
 
 
 def run_one(overrides: Mapping[str, Any] | None = None, results_dir: str | Path = "results") -> dict[str, Any]:
