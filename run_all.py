@@ -11,9 +11,7 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,8 @@ from ablations import ledger
 from ablations.__main__ import parse_sets
 from ablations.executors import EXECUTORS, Job, default_workers
 from ablations.grid import plan, write_manifests
-from ablations.pool import STOP, RunInterrupted, kill_all, pool_active
+from ablations.interrupts import GridSignals
+from ablations.pool import STOP, RunInterrupted
 from ablations.preflight import check_results_dir, check_runs
 from ablations.presets import PRESETS
 from ablations.stages import next_stages
@@ -108,44 +107,13 @@ def print_listing(as_json: bool) -> None:
 def report(results_dir: Path, publish: bool = False, project: str = "cs231n-ablations") -> None:
     """Print the per-study table and write the report folder (CSV tables, figures, index)."""
     runs = runs_table(results_dir)
-    if runs.empty:
-        print(f"no runs in {results_dir}")
+    if runs.empty or not runs.status.isin(ledger.DONE).any():   # e.g. stopped before any run finished
+        states = ", ".join(f"{n} {status}" for status, n in runs.status.value_counts().items()) if len(runs) else "none"
+        print(f"no finished run in {results_dir} yet ({states}): nothing to report")
         return
     with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
         print(study_summary(runs).round(4).to_string(index=False))
     print(f"report: {build(results_dir, publish=publish, wandb_project=project) / 'index.html'}")
-
-
-class _Signals:
-    """Ctrl-C and SIGTERM: the first stops the grid (queued runs cancelled at once, in-flight runs end
-    `interrupted`, not charged); a second kills the workers and exits at once."""
-
-    def __init__(self, resume: str):
-        self.resume, self.count, self.previous, self.pid = resume, 0, {}, os.getpid()
-
-    def __enter__(self) -> "_Signals":
-        if threading.current_thread() is threading.main_thread():   # handlers live in the main thread
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def handle(self, signum, frame) -> None:
-        if os.getpid() != self.pid:   # a forked child (e.g. the report's pool) inherited this handler
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self.count += 1
-        if self.count > 1:
-            kill_all()
-            print(f"\nstopped at once; resume with: {self.resume}", file=sys.stderr, flush=True)
-            os._exit(130)
-        STOP.set()
-        if not pool_active():   # this process is training or planning: stop it where it is
-            raise RunInterrupted(signal.Signals(signum).name)
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     resume = shlex.join(["python", "run_all.py", *(sys.argv[1:] if argv is None else argv)])
     STOP.clear()   # a fresh grid (tests call main more than once in one process)
     counts = {"finished": 0, "failed": 0, "diverged": 0, "interrupted": 0, "todo": 0, "no_space": ""}
-    with _Signals(resume):
+    with GridSignals(resume):
         try:
             return _run(args, Path(args.results_dir), counts, resume)
         except RunInterrupted:

@@ -51,20 +51,20 @@ PAUSE_ENV = "ABLATIONS_TEST_PAUSE"
 
 def _pause_point(name: str, run_id: str) -> None:
     """Fault-injection tests stop a worker at a chosen moment to kill or interrupt it there:
-    ABLATIONS_TEST_PAUSE=<name>:<run_id>:<file> makes the first process that reaches point <name>
+    ABLATIONS_TEST_PAUSE=<point>:<run_id>:<file>[,...] makes the first process that reaches <point>
     of run <run_id> write its pid to <file> and wait.  Points: "locked", "summary-written"."""
-    point, _, rest = os.environ.get(PAUSE_ENV, "").partition(":")
-    rid, _, marker = rest.partition(":")
-    if (point, rid) != (name, run_id) or not marker:
-        return
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return                                   # paused once already: a retry goes through
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    while True:
-        time.sleep(0.05)
+    for spec in os.environ.get(PAUSE_ENV, "").split(","):
+        point, rid, marker = (spec.split(":", 2) + ["", ""])[:3]
+        if (point, rid) != (name, run_id) or not marker:
+            continue
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return                               # paused once already: a retry goes through
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        while True:
+            time.sleep(0.05)
 
 
 def execute(job: Job) -> dict[str, Any]:
@@ -92,9 +92,12 @@ def execute(job: Job) -> dict[str, Any]:
             done = ledger.finished(job.results_dir, job.run_id)   # finished while we took the lock
             if done is not None:
                 return {**done, "skipped": True}
-            ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
-            _pause_point("locked", job.run_id)
-            summary = _train(job)
+            try:
+                ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
+                _pause_point("locked", job.run_id)
+                summary = _train(job)
+            except RunInterrupted:   # Ctrl-C or SIGTERM: recorded as such, never as an attempt
+                summary = ledger.record_interrupted(job.results_dir, job.run_id, job.cfg.seed)
     except OSError as exc:   # the lock's own files, or a full disk during the run
         status = "no_space" if disk_full(exc) else "failed"
         return {"run_id": job.run_id, "status": status, "error": f"{type(exc).__name__}: {exc}"}
@@ -103,7 +106,7 @@ def execute(job: Job) -> dict[str, Any]:
 
 
 def _train(job: Job) -> dict[str, Any]:
-    """Train a run whose lock this process holds; an interrupt is recorded as such, never as an attempt."""
+    """Train a run whose lock this process holds."""
     from .runner import train
     from .tracking import finish, make_logger
     logger = None
@@ -119,8 +122,6 @@ def _train(job: Job) -> dict[str, Any]:
         summary = train(job.cfg, job.results_dir, loggers=[logger] if logger else [],
                         extra={"attempt": attempt})
         _pause_point("summary-written", job.run_id)
-    except RunInterrupted:
-        summary = ledger.record_interrupted(job.results_dir, job.run_id, job.cfg.seed)
     except Exception as exc:  # a config or data error inside a worker: report, keep the grid going
         if disk_full(exc):
             raise
