@@ -127,7 +127,10 @@ def _alive(pid: int) -> bool:
         return True
     except (OverflowError, ValueError):
         return False
-    return True
+    try:   # a zombie (dead, not yet reaped: an orphan in a container whose init never reaps) holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _owner(path: Path) -> tuple[dict[str, Any] | None, float] | None:
