@@ -117,16 +117,23 @@ def test_kills_at_chosen_points_charge_only_the_run_a_worker_held(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in results.glob("runs/*/summary.json")} == mtimes   # not retrained
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupt_stops_at_once_and_a_rerun_finishes_everything(tmp_path, signum):
+def _two_in_flight(tmp_path: Path) -> tuple[Path, subprocess.Popen, set[int], set[int], dict[str, bytes]]:
+    """A 2-worker grid whose first run has finished while its second and third are held in flight
+    (paused with their locks taken); returns results, the grid, the pids of its two workers and of
+    every other process it started, and the finished results."""
     results = tmp_path / "results"
     markers = {rid: ("locked", tmp_path / f"{rid}.pid") for rid in RUNS[1:3]}
     proc = _grid(results, "--workers", "2", pause=markers)
-    pids = [_paused_pid(m, proc) for _, m in markers.values()]       # two runs in flight, the first done
-    workers = _descendants(proc.pid)
+    paused = {_paused_pid(m, proc) for _, m in markers.values()}
     before = _finished(results)
     assert set(before) == {RUNS[0]}
+    return results, proc, paused, paused | _descendants(proc.pid), before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_at_once_and_a_rerun_finishes_everything(tmp_path, signum):
+    results, proc, _, pids, before = _two_in_flight(tmp_path)
     sent = time.time()
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
@@ -134,7 +141,7 @@ def test_an_interrupt_stops_at_once_and_a_rerun_finishes_everything(tmp_path, si
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if "resume with:" in line]
     assert len(lines) == 1 and lines[0].startswith("interrupted: 1 run(s) ended, 2 interrupted, 7 not started")
-    assert _all_gone(set(pids) | workers)                             # no process outlived the grid
+    assert _all_gone(pids)                                            # no process outlived the grid
     for rid in RUNS[1:3]:                                             # interrupted, not charged
         assert _summary(results, rid)["status"] == "interrupted" and _summary(results, rid)["attempt"] == 0
     assert not any((results / "runs" / rid / "summary.json").exists() for rid in RUNS[3:])   # cancelled
@@ -149,12 +156,8 @@ def test_an_interrupt_stops_at_once_and_a_rerun_finishes_everything(tmp_path, si
 
 @pytest.mark.slow
 def test_a_second_interrupt_exits_immediately(tmp_path):
-    results = tmp_path / "results"
-    markers = {rid: ("locked", tmp_path / f"{rid}.pid") for rid in RUNS[1:3]}
-    proc = _grid(results, "--workers", "2", pause=markers)
-    pids = [_paused_pid(m, proc) for _, m in markers.values()]
-    before = _finished(results)
-    for pid in pids:
+    results, proc, paused, pids, before = _two_in_flight(tmp_path)
+    for pid in paused:
         os.kill(pid, signal.SIGSTOP)      # workers that cannot stop: the first Ctrl-C waits on them
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
@@ -171,16 +174,12 @@ def test_a_second_interrupt_exits_immediately(tmp_path):
 @pytest.mark.slow
 def test_workers_die_with_a_killed_grid(tmp_path):
     """SIGKILL of run_all alone (not its process group): the kernel takes its workers too."""
-    results = tmp_path / "results"
-    markers = {rid: ("locked", tmp_path / f"{rid}.pid") for rid in RUNS[1:3]}
-    proc = _grid(results, "--workers", "2", pause=markers)
-    pids = {_paused_pid(m, proc) for _, m in markers.values()} | _descendants(proc.pid)
-    before = _finished(results)
+    results, proc, _, pids, before = _two_in_flight(tmp_path)
     proc.kill()
     proc.communicate()
     assert _all_gone(pids)
     _kept(before, results)
-    for rid in markers:                   # their locks name dead processes: the next grid takes them
+    for rid in RUNS[1:3]:                 # their locks name dead processes: the next grid takes them
         with ledger.RunLock(ledger.run_dir(results, rid)) as got:
             assert got
 
