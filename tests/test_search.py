@@ -143,9 +143,10 @@ def test_a_verdict_naming_an_unknown_search_group_fails_in_plan():
 def _two_stage(then=None) -> Study:
     def best_lr(table: pd.DataFrame) -> Study:
         lr = float(table.sort_values("final_val_acc", ascending=False, kind="stable")["optim.lr"].iloc[0])
-        return Study("tiny_best", "c", {"optim.lr": [lr]}, mode="grid", seeds=2)
-    return Study("tiny", "c", {"optim.lr": [1e-4, 0.1]}, mode="grid", seeds=1, tuned=("optim.lr",),
-                 then=then or best_lr)
+        return Study("tiny_best", "c", {"optim.lr": [lr]}, mode="grid", seeds=2, fixed_seeds=True)
+    # fixed_seeds: each stage keeps its own seed count whatever the preset says
+    return Study("tiny", "c", {"optim.lr": [1e-4, 0.1]}, mode="grid", seeds=1, fixed_seeds=True,
+                 tuned=("optim.lr",), then=then or best_lr)
 
 
 def _summaries(results: Path) -> dict:
@@ -215,7 +216,7 @@ def test_search_figures_draw_only_where_they_apply():
     from reports.figures import FIGURES, StudyData
 
     runs = _best_of_runs([0.95, 0.96], [0.93, 0.96]).assign(study="s")
-    runs["config.optim.lr"] = [1e-3, 1e-2, 1e-1, 1e-3, 1e-1] * 2
+    runs["config.optim.lr"] = [1e-3, 1e-2, 1e-1] * 4
     history = pd.DataFrame(columns=["run_id", "epoch", "metric", "value"])
     searched = StudyData("s", runs, history, {"mode": "grid_vs_random", "tuned": ["optim.lr"]})
     plain = StudyData("s", runs, history, {"mode": "grid", "tuned": []})
