@@ -22,7 +22,8 @@ from .figures import FIGURES, StudyData
 from .page import Section, write_index
 from .search import edge_warnings  # also registers the search figures
 from .stats import t_interval
-from .tables import TABLES, display_frame, display_stats, duplicates, history_table, rule_names, runs_table
+from .display import display_frame, display_stats, duplicates, rule_names
+from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
 # Imported for the entries they register in TABLES, FIGURES and RULES.
@@ -85,11 +86,16 @@ def _save(fig: plt.Figure, out: Path, name: str) -> str:
     return f"{name}.png"
 
 
-_JOBS: list = []   # (StudyData, figure name, out) per figure; set before the worker processes fork
+# The jobs of the worker processes, set before they fork: ("figure", StudyData, figure name, out) or
+# ("task", a function of no arguments) for the other files that take a while (history.csv, W&B spec).
+_JOBS: list = []
 
 
-def _draw(i: int) -> str | None:
-    data, name, out = _JOBS[i]
+def _run(i: int) -> str | None:
+    if _JOBS[i][0] == "task":
+        _JOBS[i][1]()
+        return None
+    _, data, name, out = _JOBS[i]
     fig = FIGURES.get(name)(data)
     return None if fig is None else _save(fig, out, f"{data.study}_{name}")
 
@@ -99,28 +105,27 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _draw_all(jobs: list, workers: int, meanwhile):
-    """Every figure, in worker processes forked from this one (they inherit the tables, nothing is
-    pickled but the file names): drawing is most of a report's time and each figure is independent.
-    `meanwhile()` runs here while they draw.  Returns (image per job or None, what meanwhile returned)."""
+def _run_all(jobs: list, workers: int) -> list:
+    """Every job, in worker processes forked from this one (they inherit the tables, nothing is pickled
+    but the file names): drawing is most of a report's time and each figure is independent.
+    Returns each job's image (None for tasks and figures that do not apply)."""
     _JOBS[:] = jobs
     try:
-        if workers <= 1 or len(jobs) < 4 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_draw(i) for i in range(len(jobs))], meanwhile()
-        # The studies with the most variants first, so no worker is left drawing a big one alone at the end.
-        order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].members.variant.nunique())
+        if workers <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [_run(i) for i in range(len(jobs))]
+        # Tasks first, then the studies with the most variants, so no worker is left alone at the end.
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i][0] != "task",
+                                                        -jobs[i][1].members.variant.nunique() if jobs[i][0] != "task" else 0))
         # close + join, not the context manager's terminate(): terminate SIGTERMs workers that may hold
         # the task queue's lock, and a worker that inherited a SIGTERM handler (Lightning installs one
         # while fitting) then waits for that lock forever.  Workers also get the default handler back.
         pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_signals)
         try:
-            pending = pool.map_async(_draw, order, chunksize=1)
-            other = meanwhile()
-            drawn = dict(zip(order, pending.get()))
+            done = dict(zip(order, pool.map(_run, order, chunksize=1)))
         finally:
             pool.close()
             pool.join()
-        return [drawn[i] for i in range(len(jobs))], other
+        return [done[i] for i in range(len(jobs))]
     finally:
         _JOBS.clear()
 
@@ -147,35 +152,35 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
         d.manifest["warnings"] = edge_warnings(d.members, d.manifest.get("tuned", []))
     cached, keys = cache.load(out), {study: cache.study_key(data[study]) for study in studies}
     kept = {study: cache.hit(out, cached.get(study), keys[study]) for study in studies}
-    jobs = [(data[study], name, out) for study in studies if kept[study] is None for name in FIGURES.names()]
-
-    def tables_and_spec():
-        """Everything but the figures; runs in this process while the workers draw."""
-        runs.to_csv(out / "runs.csv", index=False)
-        history.to_csv(out / "history.csv", index=False)
-        sections = [_study_section(data[study], out) for study in studies]
-        rows = overview.overview_rows(sections, runs)
-        overview.save(out, rows, runs, results)
-        return sections, rows, _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)
-
-    drawn, (sections, rows, report) = _draw_all(jobs, workers or os.cpu_count() or 1, tables_and_spec)
-    images = iter(drawn)
-    for section in sections:   # jobs were queued study by study, in FIGURES order
-        fresh = kept[section.study] is None
-        section.images = [img for img in (next(images) for _ in FIGURES.names()) if img] if fresh \
-            else kept[section.study]
-    cache.save(out, cached, {s.study: {"key": keys[s.study], "images": s.images} for s in sections})
+    # Tables and verdicts here; the rest in the workers: the figures of the studies that changed, the
+    # big CSVs and the W&B spec (its import alone takes 3 s).
+    sections = [_study_section(data[study], out, cached[study].get("tables") if kept[study] is not None else None)
+                for study in studies]
+    rows = overview.overview_rows(sections, runs)
+    overview.save(out, rows, runs, results)
+    spec = lambda: _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)  # noqa: E731
+    tasks = [("task", lambda: (runs.to_csv(out / "runs.csv", index=False),
+                               history.to_csv(out / "history.csv", index=False)))] + [("task", spec)] * (not publish)
+    figures = [("figure", data[study], name, out) for study in studies if kept[study] is None for name in FIGURES.names()]
+    drawn = iter(_run_all(tasks + figures, workers or os.cpu_count() or 1)[len(tasks):])
+    for section in sections:   # figures were queued study by study, in FIGURES order
+        section.images = kept[section.study] if kept[section.study] is not None else \
+            [img for img in (next(drawn) for _ in FIGURES.names()) if img]
+    cache.save(out, cached, {s.study: {"key": keys[s.study], "images": s.images, "tables": [n for n, *_ in s.extra]}
+                             for s in sections})
     lead = (f"{len(runs)} runs; dataset(s): {', '.join(map(str, runs['config.data.name'].dropna().unique()))}; "
             f"devices: {', '.join(map(str, runs['device'].dropna().unique())) if 'device' in runs else 'unknown'}")
     write_index(out, lead, rows, run_conditions(runs), errors, sections)
     if publish:
         from .wandb_report import publish as publish_report
-        print(f"W&B report: {publish_report(report)}")
+        print(f"W&B report: {publish_report(spec())}")
     return out
 
 
-def _study_section(data: StudyData, out: Path) -> Section:
-    """Write one study's CSVs and evaluate its verdict."""
+def _study_section(data: StudyData, out: Path, cached_tables: list[str] | None = None) -> Section:
+    """Write one study's CSVs and evaluate its verdict.  `cached_tables`: the names of the extra tables
+    whose CSVs the last build wrote from the same inputs (the figure cache's key): read back, not
+    computed again (the ensembles table reads every run's predictions)."""
     study, runs, manifest = data.study, data.runs, data.manifest
     stats = study_stats(runs, study, manifest.get("control"))
     files = [f"{study}_stats.csv", f"{study}_time_to_acc.csv", f"{study}_gap.csv"]
@@ -186,10 +191,15 @@ def _study_section(data: StudyData, out: Path) -> Section:
     same = duplicates(data.members, list(stats.variant))
     rules = rule_names(manifest.get("verdict"))
     for name in TABLES.names():
-        table = TABLES.get(name)(data)
+        path = out / f"{study}_{name}.csv"
+        if cached_tables is not None and (name not in cached_tables or path.exists()):
+            table = pd.read_csv(path) if name in cached_tables else None
+        else:
+            table = TABLES.get(name)(data)
+            if table is not None:
+                table.to_csv(path, index=False)
         if table is not None:
-            files.append(f"{study}_{name}.csv")
-            table.to_csv(out / files[-1], index=False)
+            files.append(path.name)
             # open in the index where the study's verdict is about it (the ensembles rule), else folded
             extra.append((name, display_frame(table, same), any(r.startswith(name.rstrip("s")) for r in rules)))
     verdict = evaluate(manifest.get("verdict"), data.members, data.results_dir, manifest.get("design"))

@@ -21,7 +21,7 @@ from ablations.results import run_dir, write_json
 
 CACHE = ".figure-cache.json"
 # Modules of the reports package that draw nothing: editing them leaves every figure valid.
-NOT_DRAWING = {"__init__.py", "__main__.py", "cache.py", "conditions.py", "overview.py", "page.py",
+NOT_DRAWING = {"__init__.py", "__main__.py", "cache.py", "conditions.py", "display.py", "overview.py", "page.py",
                "wandb_report.py"}
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from ablations.results import write_json
 
 from .stats import CONTRADICTED, NO_DIFFERENCE, SUPPORTED, UNDECIDED, Comparison
-from .tables import decimals, interval, is_fraction, number, percent
+from .display import decimals, interval, is_fraction, number, percent
 
 BEGIN, END = "<!-- verdicts:begin (generated: python -m reports --readme-table) -->", "<!-- verdicts:end -->"
 

@@ -1,8 +1,9 @@
 """The report's two documents, index.html and index.md, rendered from one view of each study.
 
 HTML: the Jinja template `index.html.j2` next to this file, with `report.css` inlined (the page stands
-alone, and a browser test checks it: tests/test_browser.py); data tables through pandas' Styler.
-Markdown: plain GitHub tables written here (no `to_string` in a code block, no tabulate needed).
+alone, and a browser test checks it: tests/test_browser.py); its tables are reports.display.Table
+values rendered by a macro of the template (pandas' Styler took 60 ms a table, a tenth of a rebuild).
+Markdown: plain GitHub tables (display.markdown_table; no `to_string` in a code block, no tabulate).
 Both open with the verdict overview and a table of contents; each study then shows its question once,
 the claim once, the verdict one comparison per line, its table and its figures.
 """
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from .display import Table, markdown_table
 from .overview import comparison_view, counts, markdown as overview_markdown
 from .stats import OUTCOMES
 from .verdicts import Verdict
@@ -30,8 +32,8 @@ class Section:
     manifest: dict
     verdict: Verdict
     stats: pd.DataFrame                                   # the full stats table (also <study>_stats.csv)
-    table: tuple[pd.DataFrame, pd.DataFrame] | None       # what the index shows of it: (cells, classes)
-    extra: list[tuple[str, tuple[pd.DataFrame, pd.DataFrame], bool]] = field(default_factory=list)  # name, table, open
+    table: Table | None                                   # what the index shows of it
+    extra: list[tuple[str, Table, bool]] = field(default_factory=list)   # name, table, shown open
     files: list[str] = field(default_factory=list)        # the CSVs written for it
     images: list[str] = field(default_factory=list)
 
@@ -71,26 +73,6 @@ def view(section: Section) -> dict[str, Any]:
             "files": section.files, "images": section.images}
 
 
-# --- tables ---------------------------------------------------------------------------------------------
-def html_table(cells: pd.DataFrame, classes: pd.DataFrame) -> str:
-    """A display table through pandas' Styler: text escaped, CSS classes per cell (numbers right-aligned,
-    the control row, nonzero diverged/failed counts), numeric headers aligned with their numbers."""
-    numeric = [i for i, c in enumerate(cells.columns) if (classes[c].str.contains("num")).all()]
-    styler = (cells.style.hide(axis="index").format(escape="html").format_index(escape="html", axis=1)
-              .set_td_classes(classes).set_table_attributes('class="data"')
-              .set_table_styles([{"selector": f"th.col{i}", "props": "text-align: right"} for i in numeric]))
-    return styler.to_html()
-
-
-def markdown_table(cells: pd.DataFrame, classes: pd.DataFrame | None = None) -> list[str]:
-    def cell(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-    right = [classes is not None and classes[c].str.contains("num").all() for c in cells.columns]
-    lines = ["| " + " | ".join(cell(c) for c in cells.columns) + " |",
-             "| " + " | ".join("---:" if r else "---" for r in right) + " |"]
-    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in cells.itertuples(index=False)]
-
-
 # --- documents ------------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _template():
@@ -102,10 +84,7 @@ def _template():
 
 def write_index(out: Path, lead: str, rows: Sequence[dict], conditions: list[tuple[str, str]],
                 errors: Sequence, sections: Sequence[Section]) -> None:
-    views = [view(s) for s in sections]
-    for v, s in zip(views, sections):
-        v["table"] = html_table(*s.table) if s.table else ""
-        v["extra"] = [(name, html_table(*t), shown) for name, t, shown in s.extra]
+    views = [{**view(s), "table": s.table, "extra": s.extra} for s in sections]
     damaged = [(str(e.path), e.reason) for e in errors]
     page = _template().render(css=(HERE / "report.css").read_text(), lead=lead, counts=counts(rows) or "no verdicts",
                               overview=rows, sections=views, conditions=conditions, errors=damaged)
@@ -117,7 +96,7 @@ def _markdown(lead: str, rows, conditions, damaged, sections: Sequence[Section],
     md = ["# cs231n-ablations report", "", lead, "", "## Verdicts", "", f"{counts(rows) or 'no verdicts'}.", ""]
     md += overview_markdown(rows) + ["", "## Contents", ""]
     md += [f"- [{v['study']}](#{v['anchor']}): {v['outcome']}" for v in views] + ["", "## Run conditions", ""]
-    md += markdown_table(pd.DataFrame(conditions, columns=["run condition", "value"])) + [""]
+    md += markdown_table(Table(["run condition", "value"], [list(c) for c in conditions], [], [False, False])) + [""]
     if damaged:   # named here, their runs left out above, retrained by the next grid run
         md += ["## Damaged results", ""] + [f"- `{path}`: {reason}" for path, reason in damaged] + [""]
     for v, s in zip(views, sections):
@@ -130,8 +109,8 @@ def _markdown(lead: str, rows, conditions, damaged, sections: Sequence[Section],
         md += [f"- **{outcome}**: {text}" for outcome, text in v["checks"]]
         md += [""] + [f"**Warning:** {w}\n" for w in v["warnings"]]
         if s.table:
-            md += markdown_table(*s.table) + [""]
+            md += markdown_table(s.table) + [""]
         for name, table, _ in s.extra:
-            md += [f"**{name}** ([{s.study}_{name}.csv]({s.study}_{name}.csv))", ""] + markdown_table(*table) + [""]
+            md += [f"**{name}** ([{s.study}_{name}.csv]({s.study}_{name}.csv))", ""] + markdown_table(table) + [""]
         md += [f"![{img}]({img})" for img in v["images"]] + ["", "Data: " + ", ".join(f"[{f}]({f})" for f in v["files"]), ""]
     return md
