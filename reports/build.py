@@ -87,16 +87,12 @@ def _save(fig: plt.Figure, out: Path, name: str) -> str:
     return f"{name}.png"
 
 
-# The jobs of the worker processes, set before they fork: ("figure", StudyData, figure name, out) or
-# ("task", a function of no arguments) for the other files that take a while (history.csv, W&B spec).
-_JOBS: list = []
+_JOBS: list = []    # (StudyData, figure name, out) per figure; set before the worker processes fork
+_FILES: dict = {}   # what the files process writes; set before it forks
 
 
-def _run(i: int) -> str | None:
-    if _JOBS[i][0] == "task":
-        _JOBS[i][1]()
-        return None
-    _, data, name, out = _JOBS[i]
+def _draw(i: int) -> str | None:
+    data, name, out = _JOBS[i]
     fig = FIGURES.get(name)(data)
     return None if fig is None else _save(fig, out, f"{data.study}_{name}")
 
@@ -106,29 +102,51 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_all(jobs: list, workers: int) -> list:
-    """Every job, in worker processes forked from this one (they inherit the tables, nothing is pickled
-    but the file names): drawing is most of a report's time and each figure is independent.
-    Returns each job's image (None for tasks and figures that do not apply)."""
+def _pool(processes: int, initializer=_default_signals):
+    # close + join, never terminate(): terminate SIGTERMs workers that may hold the task queue's lock,
+    # and a worker that inherited a SIGTERM handler (Lightning installs one while fitting) then waits
+    # for that lock forever.  Workers also get the default handlers back.
+    return multiprocessing.get_context("fork").Pool(processes, initializer=initializer)
+
+
+def _forks(workers: int) -> bool:
+    return workers > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _draw_all(jobs: list, workers: int) -> list:
+    """Every figure, in worker processes forked from this one (they inherit the tables, nothing is
+    pickled but the file names): drawing is most of a report's time and each figure is independent.
+    Returns each job's image, or None where the figure does not apply."""
     _JOBS[:] = jobs
     try:
-        if workers <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_run(i) for i in range(len(jobs))]
-        # Tasks first, then the studies with the most variants, so no worker is left alone at the end.
-        order = sorted(range(len(jobs)), key=lambda i: (jobs[i][0] != "task",
-                                                        -jobs[i][1].members.variant.nunique() if jobs[i][0] != "task" else 0))
-        # close + join, not the context manager's terminate(): terminate SIGTERMs workers that may hold
-        # the task queue's lock, and a worker that inherited a SIGTERM handler (Lightning installs one
-        # while fitting) then waits for that lock forever.  Workers also get the default handler back.
-        pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_signals)
+        if not _forks(workers) or len(jobs) < 4:
+            return [_draw(i) for i in range(len(jobs))]
+        # The studies with the most variants first, so no worker is left drawing a big one alone at the end.
+        order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].members.variant.nunique())
+        pool = _pool(min(workers, len(jobs)))
         try:
-            done = dict(zip(order, pool.map(_run, order, chunksize=1)))
+            drawn = dict(zip(order, pool.map(_draw, order, chunksize=1)))
         finally:
             pool.close()
             pool.join()
-        return [done[i] for i in range(len(jobs))]
+        return [drawn[i] for i in range(len(jobs))]
     finally:
         _JOBS.clear()
+
+
+def _files_init() -> None:
+    """The files process imports the W&B report library (3 s) while the main one computes the tables."""
+    _default_signals()
+    import wandb_workspaces.reports.v2  # noqa: F401
+
+
+def _write_files(rows: list | None) -> None:
+    """runs.csv, history.csv and, given the overview rows, the W&B report spec."""
+    f = _FILES
+    f["runs"].to_csv(f["out"] / "runs.csv", index=False)
+    f["history"].to_csv(f["out"] / "history.csv", index=False)
+    if rows is not None:
+        _wandb_report(f["out"], f["manifests"], f["runs"], rows, f["project"])
 
 
 def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: int | None = None,
@@ -152,19 +170,30 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     data = {study: StudyData(study, runs, history, manifests[study], results) for study in studies}
     for d in data.values():   # members computed once here, before the workers fork, not per figure
         d.manifest["warnings"] = edge_warnings(d.members, d.manifest.get("tuned", []))
-    cached, keys = cache.load(out), {study: cache.study_key(data[study]) for study in studies}
+    code = cache.figure_code(_save, _draw)
+    cached, keys = cache.load(out), {study: cache.study_key(data[study], code) for study in studies}
     kept = {study: cache.hit(out, cached.get(study), keys[study]) for study in studies}
-    # Tables and verdicts here; the rest in the workers: the figures of the studies that changed, the
-    # big CSVs and the W&B spec (its import alone takes 3 s).
-    sections = [_study_section(data[study], out, cached[study].get("tables") if kept[study] is not None else None)
-                for study in studies]
-    rows = overview.overview_rows(sections, runs)
-    overview.save(out, rows, runs, results)
-    spec = lambda: _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)  # noqa: E731
-    tasks = [("task", lambda: (runs.to_csv(out / "runs.csv", index=False),
-                               history.to_csv(out / "history.csv", index=False)))] + [("task", spec)] * (not publish)
-    figures = [("figure", data[study], name, out) for study in studies if kept[study] is None for name in FIGURES.names()]
-    drawn = iter(_run_all(tasks + figures, workers or os.cpu_count() or 1)[len(tasks):])
+    # The big CSVs and the W&B spec in a process of their own, started now, while this one computes the
+    # tables and verdicts; then the figures of the studies whose inputs changed, in worker processes.
+    _FILES.update(out=out, runs=runs, history=history, manifests=[manifests[s] for s in studies],
+                  project=wandb_project)
+    files = _pool(1, _files_init) if _forks(workers or os.cpu_count() or 1) else None
+    try:
+        sections = [_study_section(data[s], out, cached[s].get("tables") if kept[s] is not None else None)
+                    for s in studies]
+        rows = overview.overview_rows(sections, runs)
+        overview.save(out, rows, runs, results)
+        spec_rows = None if publish else rows   # published: built here, where the report object is kept
+        written = files.apply_async(_write_files, (spec_rows,)) if files else _write_files(spec_rows)
+        figures = [(data[s], name, out) for s in studies if kept[s] is None for name in FIGURES.names()]
+        drawn = iter(_draw_all(figures, workers or os.cpu_count() or 1))
+        if files:
+            written.get()
+    finally:
+        if files:
+            files.close()
+            files.join()
+        _FILES.clear()
     for section in sections:   # figures were queued study by study, in FIGURES order
         section.images = kept[section.study] if kept[section.study] is not None else \
             [img for img in (next(drawn) for _ in FIGURES.names()) if img]
@@ -175,7 +204,8 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     write_index(out, lead, rows, run_conditions(runs), errors, sections)
     if publish:
         from .wandb_report import publish as publish_report
-        print(f"W&B report: {publish_report(spec())}")
+        report = _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)
+        print(f"W&B report: {publish_report(report)}")
     return out
 
 

@@ -21,13 +21,16 @@ from ablations.results import run_dir, write_json
 
 CACHE = ".figure-cache.json"
 # Modules of the reports package that draw nothing: editing them leaves every figure valid.
-NOT_DRAWING = {"__init__.py", "__main__.py", "cache.py", "conditions.py", "display.py", "overview.py", "page.py",
-               "wandb_report.py"}
+NOT_DRAWING = {"__init__.py", "__main__.py", "build.py", "cache.py", "conditions.py", "display.py", "overview.py",
+               "page.py", "wandb_report.py"}
 
 
-@lru_cache(maxsize=1)
-def figure_code() -> str:
-    """A hash of the figure code: the reports modules that draw, their data contract, library versions."""
+@lru_cache(maxsize=4)
+def figure_code(*functions) -> str:
+    """A hash of the figure code: the reports modules that draw, their data contract, library versions,
+    and the source of `functions` from elsewhere (build.py's saving of a figure)."""
+    import inspect
+
     import matplotlib
     import numpy
     import seaborn
@@ -38,6 +41,8 @@ def figure_code() -> str:
     for path in sources:
         h.update(path.name.encode() + path.read_bytes())
     h.update(f"{matplotlib.__version__} {seaborn.__version__} {pd.__version__} {numpy.__version__}".encode())
+    for function in functions:
+        h.update(inspect.getsource(function).encode())
     return h.hexdigest()
 
 
@@ -56,11 +61,11 @@ def _files(results: Path, run_ids) -> bytes:
     return "\n".join(out).encode()
 
 
-def study_key(data) -> str:
-    """The hash of a reports.figures.StudyData's inputs."""
+def study_key(data, code: str) -> str:
+    """The hash of a reports.figures.StudyData's inputs and the figure `code` (figure_code())."""
     members = data.members.dropna(axis=1, how="all")   # other studies' empty columns do not count
     history = data.history[data.history.run_id.isin(set(members.run_id))]
-    h = hashlib.sha256(figure_code().encode())
+    h = hashlib.sha256(code.encode())
     h.update(members.to_csv(index=False).encode())
     h.update(pd.util.hash_pandas_object(history, index=False).to_numpy().tobytes())
     h.update(json.dumps(data.manifest, sort_keys=True, default=str).encode())

@@ -9,6 +9,7 @@ Tables are plain Table values (text and CSS classes per cell) that reports/page.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,8 @@ def display_stats(stats: pd.DataFrame, members: pd.DataFrame, manifest: dict) ->
         return None
     cells = {c: v for c, v in cells.items() if c in axes or any(v)}   # columns with no value left out
     cells["diverged"] = [str(int(x)) for x in s.diverged]
+    if "stopped_early" in s and s.stopped_early.any():   # only searches stop runs early (an opt-in)
+        cells["stopped early"] = [str(int(x)) for x in s.stopped_early]
     cells["failed"] = [str(int(x)) for x in s.failed]
     notes = {v: [f"= {d}" for d, kept in same.items() if kept == v] for v in shown}
     cells["note"] = [", ".join((["control"] if v == control else []) + notes[v]) for v in shown]
@@ -202,7 +205,7 @@ def display_frame(table: pd.DataFrame, hide: Any = ()) -> Table:
     for c in table.columns:
         col, fraction, head = table[c], is_fraction(c), _header(c, pd.api.types.is_float_dtype(table[c]))
         if c.endswith("_ci"):
-            pairs = col.astype(str).str.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
+            pairs = [re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", v) if isinstance(v, str) else [] for v in col]
             cells[head] = [interval(float(p[0]), float(p[1]), is_fraction(c[:-3]), True) if len(p) == 2 else ""
                            for p in pairs]
         elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
