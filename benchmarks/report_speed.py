@@ -180,7 +180,7 @@ def _predictions(run_dir: Path, accuracy: float, rng: random.Random) -> None:
     gen = np.random.default_rng(rng.getrandbits(32))
     arrays = {}
     for split, n in (("val", VAL), ("test", TEST)):
-        labels = gen.integers(0, CLASSES, n)
+        labels = np.random.default_rng(n).integers(0, CLASSES, n)   # every run sees the same split
         guess = np.where(gen.random(n) < accuracy, labels, gen.integers(0, CLASSES, n))
         logits = gen.normal(0, 1, (n, CLASSES))
         logits[np.arange(n), guess] += 4
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         results = args.keep or Path(tmp) / "results"
-        if not (results / "studies").exists():
+        synthetic = not (results / "studies").exists()
+        if synthetic:
             n = generate(results)
         else:
             n = sum(len(json.loads(p.read_text())["runs"]) for p in (results / "studies").glob("*.json"))
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / f"report-{i}"   # each version's own folder: its figure cache lives there
                 t = time_build(code, results, out, args.workers, args.profile if not timings else 0)
                 timings.append((name, step, t))
-    print(f"report over {n} runs ({len(STUDIES) if not args.keep else 'real'} studies); target "
+    print(f"report over {n} {'synthetic' if synthetic else 'stored'} runs; target "
           f"{TARGET_S:.0f} s from nothing (wall time, this machine; CPU time is all processes together)")
     print(f"  {'code':<12} {'build':<28} {'wall s':>7} {'CPU s':>7} {'figures drawn':>14}")
     for name, step, t in timings:
