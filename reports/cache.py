@@ -42,7 +42,10 @@ def figure_code(*functions) -> str:
         h.update(path.name.encode() + path.read_bytes())
     h.update(f"{matplotlib.__version__} {seaborn.__version__} {pd.__version__} {numpy.__version__}".encode())
     for function in functions:
-        h.update(inspect.getsource(function).encode())
+        try:
+            h.update(inspect.getsource(function).encode())
+        except (OSError, TypeError):    # no source at hand (a frozen install): its bytecode then
+            h.update(function.__code__.co_code)
     return h.hexdigest()
 
 

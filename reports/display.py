@@ -169,7 +169,7 @@ def display_stats(stats: pd.DataFrame, members: pd.DataFrame, manifest: dict) ->
     cells["val acc, % [95% CI]"] = [_with_ci(*r, True) for r in zip(s.val_acc, s.val_low, s.val_high)]
     cells["test acc, % [95% CI]"] = [_with_ci(*r, True) for r in zip(s.test_acc, s.test_low, s.test_high)]
     if "vs_control" in s:
-        cells[f"val vs {control}, points [95% CI]"] = [
+        cells["val vs control, points [95% CI]"] = [
             "control" if v == control else _with_ci(m, lo, hi, True, signed=True)
             for v, m, lo, hi in zip(shown, s.vs_control, s.vs_control_low, s.vs_control_high)]
     done = members[members.status.isin(DONE)]
@@ -184,7 +184,8 @@ def display_stats(stats: pd.DataFrame, members: pd.DataFrame, manifest: dict) ->
     measured = [c for c in cells if c not in axes and c != "seeds"]
     if not any(x not in ("", "control") for c in measured for x in cells[c]):
         return None
-    cells = {c: v for c, v in cells.items() if c in axes or any(v)}   # columns with no value left out
+    # columns with no value left out (a vs-control column that only says "control": no val accuracy)
+    cells = {c: v for c, v in cells.items() if c in axes or any(x not in ("", "control") for x in v)}
     cells["diverged"] = [str(int(x)) for x in s.diverged]
     if "stopped_early" in s and s.stopped_early.any():   # only searches stop runs early (an opt-in)
         cells["stopped early"] = [str(int(x)) for x in s.stopped_early]

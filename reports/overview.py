@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ablations.results import write_json
 
-from .stats import CONTRADICTED, NO_DIFFERENCE, SUPPORTED, UNDECIDED, Comparison
+from .stats import CONTRADICTED, NO_DIFFERENCE, OUTCOMES, SUPPORTED, UNDECIDED, Comparison
 from .display import decimals, interval, is_fraction, number, percent
 
 BEGIN, END = "<!-- verdicts:begin (generated: python -m reports --readme-table) -->", "<!-- verdicts:end -->"
@@ -62,13 +63,33 @@ def comparison_view(c: Comparison, family: int) -> dict[str, Any]:
             "pairs": list(c.pairs)}
 
 
-def headline(comparisons: Sequence[Comparison], outcome: str) -> tuple[str, str]:
+_PART = re.compile(r"; (?=\[(?:%s)\] )" % "|".join(map(re.escape, OUTCOMES)))
+_CHECK = re.compile(r"(.* on \d+/\d+ seeds) \((.*); a check on each run, not a test\)$", re.S)
+
+
+def checks(verdict) -> list[tuple[str, str, str]]:
+    """The parts of a verdict checked run by run (reports.verdicts.Check, which keeps no object in the
+    Verdict): (outcome, what was checked, the per-seed values), read back from the verdict's text."""
+    starts = tuple(f"[{c.outcome}] {c.label}: {c.metric}" for c in verdict.comparisons)
+    parts = [p for p in _PART.split(verdict.text) if p and not p.startswith(starts)] if verdict.text else []
+    found = []
+    for part in parts:
+        outcome, _, text = part[1:].partition("] ")
+        split = _CHECK.match(text)
+        found.append((outcome, *(split.groups() if split else (text, ""))))
+    return found
+
+
+def headline(comparisons: Sequence[Comparison], outcome: str, checked: Sequence[tuple] = ()) -> tuple[str, str]:
     """(effect text, n) of the comparison that decides the study's verdict: the first whose outcome is
-    the verdict's (a contradicted part for a contradicted claim, an undecided one for undecided...)."""
+    the verdict's (a contradicted part for a contradicted claim, an undecided one for undecided...);
+    for a verdict of checks alone (babysitting), the deciding check."""
     if not comparisons:
-        return "", ""
+        c = next((c for c in checked if c[0] == outcome), checked[0] if checked else None)
+        more = f" (+{len(checked) - 1} more check{'s' * (len(checked) > 2)})" if len(checked) > 1 else ""
+        return (f"{c[1]} (a check on each run){more}", "") if c else ("", "")
     c = next((c for c in comparisons if c.outcome == outcome), comparisons[0])
-    more = f" (+{len(comparisons) - 1} more)" if len(comparisons) > 1 else ""
+    more = f" (+{len(comparisons) - 1} more comparison{'s' * (len(comparisons) > 2)})" if len(comparisons) > 1 else ""
     return f"{c.label}: {c.metric} {effect(c)}{more}", f"{c.n} {c.unit}"
 
 
@@ -79,7 +100,7 @@ def overview_rows(sections: Sequence[tuple], runs: pd.DataFrame) -> list[dict[st
         study, manifest, verdict = section.study, section.manifest, section.verdict
         if verdict.outcome == "no rule":
             continue
-        effect, n = headline(verdict.comparisons, verdict.outcome)
+        effect, n = headline(verdict.comparisons, verdict.outcome, checks(verdict))
         members = runs[runs.study == study]
         rows.append({"study": study, "claim": manifest.get("claim", ""), "verdict": verdict.outcome,
                      "effect": effect, "n": n, "runs": int(len(members)), "anchor": f"study-{study}"})
@@ -112,7 +133,8 @@ def terminal(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
     """The overview as the last thing a grid prints: a line per study, its effect wrapped beneath it."""
     lines = [f"Verdicts ({counts(rows)}; positive effects favour the claim, [95% CI] unless stated):"]
     for r in rows:
-        lines.append(f"  {r['study']:<18} {r['verdict']:<24} {r['claim']}"[:width])
+        lines += textwrap.wrap(r["claim"], width, initial_indent=f"  {r['study']:<18} {r['verdict']:<24} ",
+                               subsequent_indent=" " * 46)
         effect = f"{r['effect']}, n = {r['n']}" if r["n"] else r["effect"]
         lines += textwrap.wrap(effect, width, initial_indent=" " * 6, subsequent_indent=" " * 8)
     return "\n".join(lines)

@@ -18,8 +18,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .display import Table, markdown_table
-from .overview import comparison_view, counts, markdown as overview_markdown
-from .stats import OUTCOMES
+from .overview import checks, comparison_view, counts, markdown as overview_markdown
 from .verdicts import Verdict
 
 HERE = Path(__file__).parent
@@ -49,17 +48,6 @@ def outcome_and_why(section: Section) -> tuple[str, str]:
     return verdict.outcome, ""
 
 
-_PART = re.compile(r"; (?=\[(?:%s)\] )" % "|".join(map(re.escape, OUTCOMES)))
-
-
-def _checks(verdict: Verdict) -> list[tuple[str, str]]:
-    """The parts of a verdict checked run by run (no comparison object): (outcome, text) from its text."""
-    starts = tuple(f"[{c.outcome}] {c.label}: {c.metric}" for c in verdict.comparisons)
-    parts = [p for p in _PART.split(verdict.text) if p and not p.startswith(starts)] if verdict.text else []
-    found = [re.match(r"\[([^\]]+)\] (.*)", p, re.S) for p in parts]
-    return [(m.group(1), m.group(2)) for m in found if m]
-
-
 def view(section: Section) -> dict[str, Any]:
     """Everything both documents show of a study, as plain values."""
     question = section.manifest.get("question", "").strip()
@@ -69,7 +57,7 @@ def view(section: Section) -> dict[str, Any]:
     return {"study": section.study, "anchor": f"study-{section.study}", "question": first.strip(),
             "notes": notes.strip(), "claim": section.manifest.get("claim", ""), "outcome": outcome, "why": why,
             "comparisons": [comparison_view(c, family) for c in section.verdict.comparisons],
-            "checks": _checks(section.verdict), "warnings": section.manifest.get("warnings", []),
+            "checks": checks(section.verdict), "warnings": section.manifest.get("warnings", []),
             "files": section.files, "images": section.images}
 
 
@@ -106,7 +94,7 @@ def _markdown(lead: str, rows, conditions, damaged, sections: Sequence[Section],
         md += [f"**Claim:** {v['claim']}", "", f"**Verdict: {v['outcome']}.** {v['why']}".rstrip(), ""]
         md += [f"- **{c['outcome']}**: {c['label']}: `{c['metric']}` {c['effect']} ({c['test']}); per seed: "
                f"{', '.join(c['pairs'])}" for c in v["comparisons"]]
-        md += [f"- **{outcome}**: {text}" for outcome, text in v["checks"]]
+        md += [f"- **{outcome}**: {text}" + (f"; per seed: {seeds}" if seeds else "") for outcome, text, seeds in v["checks"]]
         md += [""] + [f"**Warning:** {w}\n" for w in v["warnings"]]
         if s.table:
             md += markdown_table(s.table) + [""]
