@@ -4,8 +4,6 @@
 """
 from __future__ import annotations
 
-import html
-import json
 import math
 import multiprocessing
 import os
@@ -18,11 +16,13 @@ import pandas as pd
 
 from ablations.results import DONE, manifest_path, read_manifest
 
-from . import babysitting_figures, convergence, diagnostics, ensembles, overview, transfer_figures
-from .conditions import conditions_markdown, run_conditions
+from . import babysitting_figures, cache, convergence, diagnostics, ensembles, overview, transfer_figures
+from .conditions import run_conditions
 from .figures import FIGURES, StudyData
+from .page import Section, write_index
 from .search import edge_warnings  # also registers the search figures
 from .stats import t_interval
+from .display import display_frame, display_stats, duplicates, rule_names
 from .tables import TABLES, history_table, runs_table
 from .verdicts import add_convergence, evaluate
 
@@ -51,13 +51,15 @@ def study_stats(runs: pd.DataFrame, study: str, control: str | None = None) -> p
     for v, m in masks.items():
         val_ci, test_ci = t_interval(val[m & done]), t_interval(test[m & done])
         row = {"variant": v, "n": int(m.sum()), "val_acc": val_ci.mean, "val_ci": _ci(val_ci),
-               "test_acc": test_ci.mean, "test_ci": _ci(test_ci),
+               "val_low": val_ci.low, "val_high": val_ci.high, "test_acc": test_ci.mean, "test_ci": _ci(test_ci),
+               "test_low": test_ci.low, "test_high": test_ci.high,
                "gap": float(np.nanmean(gap[m])) if np.isfinite(gap[m]).any() else math.nan,
                "loss_gap": float(np.nanmean(loss_gap[m])) if np.isfinite(loss_gap[m]).any() else math.nan}
         if control in by_seed:
             common = sorted(set(by_seed[v]) & set(by_seed[control]))
             diff = t_interval([by_seed[v][s] - by_seed[control][s] for s in common])
-            row.update({"vs_control": diff.mean, "vs_control_ci": _ci(diff), "vs_control_n": diff.n})
+            row.update({"vs_control": diff.mean, "vs_control_ci": _ci(diff), "vs_control_low": diff.low,
+                        "vs_control_high": diff.high, "vs_control_n": diff.n})
         row.update({"diverged": int((status[m] == "diverged").sum()),
                     "stopped_early": int((status[m] == "stopped_early").sum()),
                     "failed": int((~np.isin(status[m], list(DONE))).sum())})
@@ -85,7 +87,8 @@ def _save(fig: plt.Figure, out: Path, name: str) -> str:
     return f"{name}.png"
 
 
-_JOBS: list = []   # (StudyData, figure name, out) per figure; set before the worker processes fork
+_JOBS: list = []    # (StudyData, figure name, out) per figure; set before the worker processes fork
+_FILES: dict = {}   # what the files process writes; set before it forks
 
 
 def _draw(i: int) -> str | None:
@@ -99,35 +102,57 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _draw_all(jobs: list, workers: int, meanwhile):
+def _pool(processes: int, initializer=_default_signals):
+    # close + join, never terminate(): terminate SIGTERMs workers that may hold the task queue's lock,
+    # and a worker that inherited a SIGTERM handler (Lightning installs one while fitting) then waits
+    # for that lock forever.  Workers also get the default handlers back.
+    return multiprocessing.get_context("fork").Pool(processes, initializer=initializer)
+
+
+def _forks(workers: int) -> bool:
+    return workers > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _draw_all(jobs: list, workers: int) -> list:
     """Every figure, in worker processes forked from this one (they inherit the tables, nothing is
     pickled but the file names): drawing is most of a report's time and each figure is independent.
-    `meanwhile()` runs here while they draw.  Returns (image per job or None, what meanwhile returned)."""
+    Returns each job's image, or None where the figure does not apply."""
     _JOBS[:] = jobs
     try:
-        if workers <= 1 or len(jobs) < 4 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_draw(i) for i in range(len(jobs))], meanwhile()
+        if not _forks(workers) or len(jobs) < 4:
+            return [_draw(i) for i in range(len(jobs))]
         # The studies with the most variants first, so no worker is left drawing a big one alone at the end.
         order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].members.variant.nunique())
-        # close + join, not the context manager's terminate(): terminate SIGTERMs workers that may hold
-        # the task queue's lock, and a worker that inherited a SIGTERM handler (Lightning installs one
-        # while fitting) then waits for that lock forever.  Workers also get the default handler back.
-        pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs)), initializer=_default_signals)
+        pool = _pool(min(workers, len(jobs)))
         try:
-            pending = pool.map_async(_draw, order, chunksize=1)
-            other = meanwhile()
-            drawn = dict(zip(order, pending.get()))
+            drawn = dict(zip(order, pool.map(_draw, order, chunksize=1)))
         finally:
             pool.close()
             pool.join()
-        return [drawn[i] for i in range(len(jobs))], other
+        return [drawn[i] for i in range(len(jobs))]
     finally:
         _JOBS.clear()
 
 
+def _files_init() -> None:
+    """The files process imports the W&B report library (3 s) while the main one computes the tables."""
+    _default_signals()
+    import wandb_workspaces.reports.v2  # noqa: F401
+
+
+def _write_files(rows: list | None) -> None:
+    """runs.csv, history.csv and, given the overview rows, the W&B report spec."""
+    f = _FILES
+    f["runs"].to_csv(f["out"] / "runs.csv", index=False)
+    f["history"].to_csv(f["out"] / "history.csv", index=False)
+    if rows is not None:
+        _wandb_report(f["out"], f["manifests"], f["runs"], rows, f["project"])
+
+
 def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: int | None = None,
           publish: bool = False, wandb_project: str = "cs231n-ablations") -> Path:
-    """Write the report folder; `workers` processes draw the figures (default: one per CPU core).
+    """Write the report folder; `workers` processes draw the figures (default: one per CPU core), only
+    for the studies whose inputs changed since the last build into the same folder (reports/cache.py).
     `publish` also saves the W&B report to W&B (wandb_report.PublishError when it cannot)."""
     results = Path(results_dir)
     out = Path(out_dir) if out_dir else results / "report"
@@ -145,43 +170,72 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     data = {study: StudyData(study, runs, history, manifests[study], results) for study in studies}
     for d in data.values():   # members computed once here, before the workers fork, not per figure
         d.manifest["warnings"] = edge_warnings(d.members, d.manifest.get("tuned", []))
-    jobs = [(data[study], name, out) for study in studies for name in FIGURES.names()]
-
-    def tables_and_spec():
-        """Everything but the figures; runs in this process while the workers draw."""
-        runs.to_csv(out / "runs.csv", index=False)
-        history.to_csv(out / "history.csv", index=False)
-        sections = [_study_section(data[study], out) for study in studies]
+    code = cache.figure_code(_save, _draw)
+    cached, keys = cache.load(out), {study: cache.study_key(data[study], code) for study in studies}
+    kept = {study: cache.hit(out, cached.get(study), keys[study]) for study in studies}
+    # The big CSVs and the W&B spec in a process of their own, started now, while this one computes the
+    # tables and verdicts; then the figures of the studies whose inputs changed, in worker processes.
+    _FILES.update(out=out, runs=runs, history=history, manifests=[manifests[s] for s in studies],
+                  project=wandb_project)
+    files = _pool(1, _files_init) if _forks(workers or os.cpu_count() or 1) else None
+    try:
+        sections = [_study_section(data[s], out, cached[s].get("tables") if kept[s] is not None else None)
+                    for s in studies]
         rows = overview.overview_rows(sections, runs)
         overview.save(out, rows, runs, results)
-        return sections, rows, _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)
-
-    drawn, (sections, rows, report) = _draw_all(jobs, workers or os.cpu_count() or 1, tables_and_spec)
-    images = iter(drawn)
-    for section in sections:   # jobs were queued study by study, in FIGURES order
-        section[2].extend(img for img in (next(images) for _ in FIGURES.names()) if img)
-    _write_index(out, runs, sections, rows)
+        spec_rows = None if publish else rows   # published: built here, where the report object is kept
+        written = files.apply_async(_write_files, (spec_rows,)) if files else _write_files(spec_rows)
+        figures = [(data[s], name, out) for s in studies if kept[s] is None for name in FIGURES.names()]
+        drawn = iter(_draw_all(figures, workers or os.cpu_count() or 1))
+        if files:
+            written.get()
+    finally:
+        if files:
+            files.close()
+            files.join()
+        _FILES.clear()
+    for section in sections:   # figures were queued study by study, in FIGURES order
+        section.images = kept[section.study] if kept[section.study] is not None else \
+            [img for img in (next(drawn) for _ in FIGURES.names()) if img]
+    cache.save(out, cached, {s.study: {"key": keys[s.study], "images": s.images, "tables": [n for n, *_ in s.extra]}
+                             for s in sections})
+    lead = (f"{len(runs)} runs; dataset(s): {', '.join(map(str, runs['config.data.name'].dropna().unique()))}; "
+            f"devices: {', '.join(map(str, runs['device'].dropna().unique())) if 'device' in runs else 'unknown'}")
+    write_index(out, lead, rows, run_conditions(runs), errors, sections)
     if publish:
         from .wandb_report import publish as publish_report
+        report = _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)
         print(f"W&B report: {publish_report(report)}")
     return out
 
 
-def _study_section(data: StudyData, out: Path) -> tuple:
-    """Write one study's CSVs; returns (study, stats, images to fill, manifest, verdict, extra tables)."""
-    study, runs = data.study, data.runs
-    stats = study_stats(runs, study, data.manifest.get("control"))
-    stats.to_csv(out / f"{study}_stats.csv", index=False)
-    convergence.time_to_accuracy_table(runs, study).to_csv(out / f"{study}_time_to_acc.csv", index=False)
-    convergence.gap_table(runs, study).to_csv(out / f"{study}_gap.csv", index=False)
+def _study_section(data: StudyData, out: Path, cached_tables: list[str] | None = None) -> Section:
+    """Write one study's CSVs and evaluate its verdict.  `cached_tables`: the names of the extra tables
+    whose CSVs the last build wrote from the same inputs (the figure cache's key): read back, not
+    computed again (the ensembles table reads every run's predictions)."""
+    study, runs, manifest = data.study, data.runs, data.manifest
+    stats = study_stats(runs, study, manifest.get("control"))
+    files = [f"{study}_stats.csv", f"{study}_time_to_acc.csv", f"{study}_gap.csv"]
+    stats.to_csv(out / files[0], index=False)
+    convergence.time_to_accuracy_table(runs, study).to_csv(out / files[1], index=False)
+    convergence.gap_table(runs, study).to_csv(out / files[2], index=False)
     extra = []
+    same = duplicates(data.members, list(stats.variant))
+    rules = rule_names(manifest.get("verdict"))
     for name in TABLES.names():
-        table = TABLES.get(name)(data)
+        path = out / f"{study}_{name}.csv"
+        if cached_tables is not None and (name not in cached_tables or path.exists()):
+            table = pd.read_csv(path) if name in cached_tables else None
+        else:
+            table = TABLES.get(name)(data)
+            if table is not None:
+                table.to_csv(path, index=False)
         if table is not None:
-            table.to_csv(out / f"{study}_{name}.csv", index=False)
-            extra.append((name, table))
-    verdict = evaluate(data.manifest.get("verdict"), data.members, data.results_dir, data.manifest.get("design"))
-    return study, stats, [], data.manifest, verdict, extra
+            files.append(path.name)
+            # open in the index where the study's verdict is about it (the ensembles rule), else folded
+            extra.append((name, display_frame(table, same), any(r.startswith(name.rstrip("s")) for r in rules)))
+    verdict = evaluate(manifest.get("verdict"), data.members, data.results_dir, manifest.get("design"))
+    return Section(study, manifest, verdict, stats, display_stats(stats, data.members, manifest), extra, files)
 
 
 def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, rows: list, project: str):
@@ -190,51 +244,3 @@ def _wandb_report(out: Path, manifests: list[dict], runs: pd.DataFrame, rows: li
                                        entity=os.environ.get("WANDB_ENTITY", ""))
     wandb_report.save_spec(report, out / "wandb_report.json")
     return report
-
-
-def _write_index(out: Path, runs: pd.DataFrame, sections, rows: list) -> None:
-    md = ["# cs231n-ablations report", "", f"{len(runs)} runs; "
-          f"dataset(s): {', '.join(map(str, runs['config.data.name'].unique()))}; "
-          f"devices: {', '.join(map(str, runs['device'].dropna().unique()))}", ""]
-    page = ["<html><head><meta charset='utf-8'><title>cs231n-ablations report</title></head><body>",
-            f"<h1>cs231n-ablations report</h1><p>{html.escape(md[2])}</p>"]
-    md += ["## Verdicts", "", overview.counts(rows), ""] + overview.markdown(rows) + [""]
-    page += ["<h2>Verdicts</h2>", f"<p>{html.escape(overview.counts(rows))}</p>",
-             pd.DataFrame(rows).drop(columns="anchor").to_html(index=False) if rows else ""]
-    conditions = run_conditions(runs)
-    md += ["## Run conditions", ""] + conditions_markdown(conditions) + [""]
-    page += ["<h2>Run conditions</h2><table>"] + [f"<tr><th align='left'>{html.escape(k)}</th>"
-                                                  f"<td>{html.escape(v)}</td></tr>" for k, v in conditions]
-    page += ["</table>"]
-    errors = runs.attrs.get("errors", [])
-    if errors:   # damaged files: named here, their runs left out above, retrained by the next grid run
-        md += ["## Damaged results", ""] + [f"- `{e.path}`: {e.reason}" for e in errors] + [""]
-        page += ["<h2>Damaged results</h2><ul>"] + [f"<li><code>{html.escape(str(e.path))}</code>: "
-                                                    f"{html.escape(e.reason)}</li>" for e in errors] + ["</ul>"]
-    for study, stats, images, manifest, (verdict, why, *_), extra in sections:
-        if verdict == "no rule" and (manifest.get("has_next_stage") or manifest.get("previous_stage")):
-            # A staged study states its claim once: the verdict sits with the stage that holds the rule.
-            other = manifest.get("previous_stage") or "the next stage"
-            verdict, why = "see another stage", f"this stage's verdict is given in the section of {other}"
-        head = [f"<a id='study-{study}'></a>", "", f"## {study}", "", manifest.get("question", ""), "", f"**Claim:** {manifest.get('claim', '')}", "",
-                f"**Verdict: {verdict}.** {why}", ""] + [f"**Warning:** {w}\n" for w in manifest["warnings"]]
-        md += head
-        page += [f"<h2 id='study-{html.escape(study)}'>{html.escape(study)}</h2>", f"<pre>{html.escape(manifest.get('question', ''))}</pre>",
-                 f"<p><b>Claim:</b> {html.escape(manifest.get('claim', ''))}</p>",
-                 f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(why)}</p>"]
-        page += [f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in manifest["warnings"]]
-        md += ["", stats.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else
-               stats.to_string(index=False), ""] + [f"![{img}]({img})" for img in images] + [""]
-        page += [stats.to_html(index=False, float_format="%.4f")]
-        for name, table in extra:
-            md += [f"**{name}** (`{study}_{name}.csv`)", "", table.to_markdown(index=False, floatfmt=".4f")
-                   if _has_tabulate() else table.to_string(index=False), ""]
-            page += [f"<h3>{html.escape(name)}</h3>", table.to_html(index=False, float_format="%.4f")]
-        page += [f"<p><img src='{img}' style='max-width:100%'></p>" for img in images]
-    (out / "index.md").write_text("\n".join(md) + "\n")
-    (out / "index.html").write_text("\n".join(page + ["</body></html>"]) + "\n")
-
-
-def _has_tabulate() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("tabulate") is not None   # pandas.to_markdown needs it

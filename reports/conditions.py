@@ -8,8 +8,13 @@ from __future__ import annotations
 import pandas as pd
 
 
+def _text(value) -> str:
+    """200.0 -> 200 (a training-set size read back as a float), other values as they are."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _values(series: pd.Series) -> str:
-    values = sorted({str(v) for v in series.dropna()}, key=lambda v: (len(v), v))
+    values = sorted({_text(v) for v in series.dropna()}, key=lambda v: (len(v), v))
     return ", ".join(values) if values else "unknown"
 
 

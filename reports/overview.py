@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,35 +19,88 @@ import pandas as pd
 
 from ablations.results import write_json
 
-from .stats import CONTRADICTED, NO_DIFFERENCE, SUPPORTED, UNDECIDED, Comparison
+from .stats import CONTRADICTED, NO_DIFFERENCE, OUTCOMES, SUPPORTED, UNDECIDED, Comparison
+from .display import decimals, interval, is_fraction, number, percent
 
 BEGIN, END = "<!-- verdicts:begin (generated: python -m reports --readme-table) -->", "<!-- verdicts:end -->"
 
 
-def headline(comparisons: Sequence[Comparison], outcome: str) -> tuple[str, str]:
-    """(effect text, n) of the comparison that decides the study's verdict: the first whose outcome is
-    the verdict's (a contradicted part for a contradicted claim, an undecided one for undecided...)."""
-    if not comparisons:
-        return "", ""
-    c = next((c for c in comparisons if c.outcome == outcome), comparisons[0])
-    more = f" (+{len(comparisons) - 1} more)" if len(comparisons) > 1 else ""
+def _signed(c: Comparison, value: float) -> str:
+    """A difference in the comparison's metric: accuracy in percentage points, the rest to the decimals
+    that give its interval 3 significant digits."""
+    if is_fraction(c.metric):
+        return f"{percent(value, signed=True)} points"
+    return number(value, True, decimals([value, c.interval.low, c.interval.high]))
+
+
+def effect(c: Comparison) -> str:
+    """The estimate with its interval (positive favours the claim), or what an exact or sign test found."""
     if c.test == "exact":
-        effect = f"{c.estimate:+.3g} (exact)" if math.isfinite(c.estimate) else "one side has no value (exact)"
+        return (f"{_signed(c, c.estimate)} (exact: the runs do not vary with the seed)" if math.isfinite(c.estimate)
+                else f"only one side has a {c.metric} (exact)")
+    if c.test == "sign test":
+        return f"{sum(d > 0 for d in c.diffs)} of {c.n} {c.unit} better (sign test, p={c.p:.2g})"
+    level = "" if abs(c.interval.level - 0.95) < 1e-9 else f" ({c.interval.level * 100:.3g}% CI)"
+    places = decimals([c.estimate, c.interval.low, c.interval.high])
+    ci = interval(c.interval.low, c.interval.high, is_fraction(c.metric), True, places) or c.interval.text(3)
+    return f"{_signed(c, c.estimate)} {ci}{level}"
+
+
+def comparison_view(c: Comparison, family: int) -> dict[str, Any]:
+    """One comparison as the index shows it: outcome, what is compared, effect, the test, the seeds."""
+    delta = _signed(c, c.delta).lstrip("+")
+    if c.test == "paired t":
+        test = f"paired t-test over n={c.n} {c.unit}, p={c.p:.2g}; inside ±{delta}: p={c.p_equivalence:.2g}"
     elif c.test == "sign test":
-        effect = f"{sum(d > 0 for d in c.diffs)} of {c.n} seeds better (sign test, p={c.p:.2g})"
+        test = f"exact sign test over n={c.n} {c.unit} (some runs have no {c.metric})"
     else:
-        level = "" if abs(c.interval.level - 0.95) < 1e-9 else f" ({c.interval.level * 100:.3g}% CI)"
-        effect = f"{c.estimate:+.3g} {c.interval.text(3)}{level}"
-    return f"{c.label}: {c.metric} {effect}{more}", f"{c.n} {c.unit}"
+        test = f"n={c.n} {c.unit}, compared with the smallest effect ±{delta} (no test needed)"
+    if family > 1 and c.test != "exact":
+        test += f"; Holm over {family} comparisons: p={c.p_adjusted:.2g}"
+    if c.seeds_needed:
+        test += f"; about {c.seeds_needed} seeds would decide it"
+    return {"outcome": c.outcome, "label": c.label, "metric": c.metric, "effect": effect(c), "test": test,
+            "pairs": list(c.pairs)}
+
+
+_PART = re.compile(r"; (?=\[(?:%s)\] )" % "|".join(map(re.escape, OUTCOMES)))
+_CHECK = re.compile(r"(.* on \d+/\d+ seeds) \((.*); a check on each run, not a test\)$", re.S)
+
+
+def checks(verdict) -> list[tuple[str, str, str]]:
+    """The parts of a verdict checked run by run (reports.verdicts.Check, which keeps no object in the
+    Verdict): (outcome, what was checked, the per-seed values), read back from the verdict's text."""
+    starts = tuple(f"[{c.outcome}] {c.label}: {c.metric}" for c in verdict.comparisons)
+    parts = [p for p in _PART.split(verdict.text) if p and not p.startswith(starts)] if verdict.text else []
+    found = []
+    for part in parts:
+        outcome, _, text = part[1:].partition("] ")
+        split = _CHECK.match(text)
+        found.append((outcome, *(split.groups() if split else (text, ""))))
+    return found
+
+
+def headline(comparisons: Sequence[Comparison], outcome: str, checked: Sequence[tuple] = ()) -> tuple[str, str]:
+    """(effect text, n) of the comparison that decides the study's verdict: the first whose outcome is
+    the verdict's (a contradicted part for a contradicted claim, an undecided one for undecided...);
+    for a verdict of checks alone (babysitting), the deciding check."""
+    if not comparisons:
+        c = next((c for c in checked if c[0] == outcome), checked[0] if checked else None)
+        more = f" (+{len(checked) - 1} more check{'s' * (len(checked) > 2)})" if len(checked) > 1 else ""
+        return (f"{c[1]} (a check on each run){more}", "") if c else ("", "")
+    c = next((c for c in comparisons if c.outcome == outcome), comparisons[0])
+    more = f" (+{len(comparisons) - 1} more comparison{'s' * (len(comparisons) > 2)})" if len(comparisons) > 1 else ""
+    return f"{c.label}: {c.metric} {effect(c)}{more}", f"{c.n} {c.unit}"
 
 
 def overview_rows(sections: Sequence[tuple], runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """One row per study section that carries a rule (report/build.py's sections)."""
+    """One row per study section that carries a rule (reports.page.Section)."""
     rows = []
-    for study, _stats, _images, manifest, verdict, _extra in sections:
+    for section in sections:
+        study, manifest, verdict = section.study, section.manifest, section.verdict
         if verdict.outcome == "no rule":
             continue
-        effect, n = headline(verdict.comparisons, verdict.outcome)
+        effect, n = headline(verdict.comparisons, verdict.outcome, checks(verdict))
         members = runs[runs.study == study]
         rows.append({"study": study, "claim": manifest.get("claim", ""), "verdict": verdict.outcome,
                      "effect": effect, "n": n, "runs": int(len(members)), "anchor": f"study-{study}"})
@@ -74,11 +129,14 @@ def markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def terminal(rows: Sequence[dict[str, Any]], width: int = 140) -> str:
-    """The overview as the last thing a grid prints."""
-    lines = [f"Verdicts: {counts(rows)}"]
+def terminal(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
+    """The overview as the last thing a grid prints: a line per study, its effect wrapped beneath it."""
+    lines = [f"Verdicts ({counts(rows)}; positive effects favour the claim, [95% CI] unless stated):"]
     for r in rows:
-        lines.append(f"  {r['study']:<16} {r['verdict']:<24} {r['effect'][: width - 44]}")
+        lines += textwrap.wrap(r["claim"], width, initial_indent=f"  {r['study']:<18} {r['verdict']:<24} ",
+                               subsequent_indent=" " * 46)
+        effect = f"{r['effect']}, n = {r['n']}" if r["n"] else r["effect"]
+        lines += textwrap.wrap(effect, width, initial_indent=" " * 6, subsequent_indent=" " * 8)
     return "\n".join(lines)
 
 

@@ -82,3 +82,4 @@ def study_summary(runs: pd.DataFrame) -> pd.DataFrame:
 # Extra per-study tables: a function of a reports.figures.StudyData returning a DataFrame, or None where
 # it does not apply.  The report writes each as `<study>_<name>.csv` and shows it in the index.
 TABLES: Registry = Registry("table")
+

@@ -1,4 +1,8 @@
 """A real small grid becomes a report with every table and figure; bad files are skipped, not fatal."""
+import json
+import math
+import re
+
 import pandas as pd
 import pytest
 
@@ -66,7 +70,6 @@ def test_vs_control_uses_the_control_the_study_names(results):
 
 
 def test_the_readme_table_is_generated_from_the_stored_report(results, tmp_path):
-    import json
     import subprocess
     import sys
     from reports.overview import BEGIN, END, readme_table, write_readme
@@ -116,8 +119,6 @@ def _no_network(monkeypatch):
 
 
 def test_wandb_report_spec_is_built_offline_with_a_section_per_study(results, tmp_path, monkeypatch):
-    import json
-
     from reports.wandb_report import build_report, save_spec
     _no_network(monkeypatch)
     manifests = [json.loads((results / "studies" / f"{s}.json").read_text()) for s in ("activations", "batchnorm_lr")]
@@ -136,7 +137,7 @@ def test_wandb_report_spec_is_built_offline_with_a_section_per_study(results, tm
     assert {p["config"]["groupBy"] for p in panels if p["viewType"] == "Run History Line Plot"} == \
         {"studies.value.batchnorm_lr.axes.norm", "studies.value.batchnorm_lr.axes.lr"}
     assert any(p["viewType"] == "Parallel Coordinates Plot" for p in panels)
-    # the report folder built by the fixture holds the same spec
+    # the report folder built by the fixture holds the same sections, after the verdict overview
     saved = json.loads((results / "report" / "wandb_report.json").read_text())["spec"]["blocks"]
     headings = [b["children"][0]["text"] for b in saved if b["type"] == "heading"]
     assert headings[0] == "Verdicts" and headings[-2:] == ["activations", "batchnorm_lr"]   # the overview first
@@ -159,3 +160,112 @@ def test_publish_without_credentials_or_network_fails_clearly(results, tmp_path,
     with pytest.raises(PublishError, match="unreachable"):
         publish(build_report([], runs_table(results)))
     assert time.perf_counter() - start < 10
+
+
+def _section(md: str, study: str) -> str:
+    """One study's part of index.md: from its anchor to the next study's."""
+    return md.split(f"<a id='study-{study}'></a>", 1)[1].split("<a id='study-", 1)[0]
+
+
+def test_index_html_leads_with_the_overview_and_shows_each_study_once(results):
+    page = (results / "report" / "index.html").read_text()
+    assert page.index('<table class="overview">') < page.index('id="contents"') < page.index('id="conditions"') \
+        < page.index('id="study-activations"')
+    assert "border=" not in page and "<pre>Does" not in page and "<style>" in page
+    for study in ("activations", "batchnorm_lr"):
+        assert f'href="#study-{study}"' in page and f'<section id="study-{study}">' in page
+    manifest = json.loads((results / "studies" / "activations.json").read_text())
+    section = page.split('<section id="study-activations">')[1].split("</section>")[0]
+    question = manifest["question"].splitlines()[0]
+    assert section.count(question) == 1 and section.count(manifest["claim"]) == 1
+    assert "<details><summary>About this study</summary>" in section        # the rest of the docstring, folded
+    verdict = section.split('class="verdict"')[1].split("</div>")[0]
+    assert verdict.count("<li>") == 2 and verdict.count("paired t-test") == 2   # one comparison per line
+
+
+def _markdown_tables(text: str) -> list[list[str]]:
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_index_md_is_markdown_with_readable_tables(results):
+    md = (results / "report" / "index.md").read_text()
+    blocks = re.findall(r"```(\w*)\n(.*?)```", md, re.S)      # code blocks: only the studies' notes
+    assert blocks and all(lang == "text" and "|" not in body for lang, body in blocks)
+    tables = _markdown_tables(md)
+    assert len(tables) >= 5
+    for table in tables:   # every row has the header's cells (escaped pipes aside) and a --- row
+        cells = [len(re.split(r"(?<!\\)\|", row)) for row in table]
+        assert len(set(cells)) == 1 and set(table[1].replace("|", "").split()) <= {"---", "---:"}, table[:2]
+    body = "\n".join(row for table in tables for row in table)
+    assert not re.search(r"-0\.0+(?!\d)|e[+-]\d\d|\d\.\d{5,}", body), re.findall(r".{20}(?:-0\.0+(?!\d)|e[+-]\d\d).{5}", body)
+    activations = _section(md, "activations")
+    header = next(t for t in _markdown_tables(activations) if "seeds" in t[0])
+    assert header[0].startswith("| activation | seeds | val acc, % [95% CI]")
+    rows = [r.split("|")[1].strip() for r in header[2:]]
+    assert rows[0] == "relu" and rows.count("relu") == 1 and len(rows) == 10   # baseline = relu, shown once
+    assert "control, = activation=relu" in header[2] and re.search(r"\| \d{1,3}\.\d \[", header[3])
+    grid = next(t for t in _markdown_tables(_section(md, "batchnorm_lr")) if "seeds" in t[0])
+    assert grid[0].startswith("| norm | lr | seeds |") and "norm=" not in "\n".join(grid[2:])
+    diverged = grid[0].split("|").index(" diverged ")
+    assert sum(int(r.split("|")[diverged]) for r in grid[2:]) == \
+        int((pd.read_csv(results / "report" / "runs.csv").query("study == 'batchnorm_lr'").status == "diverged").sum())
+
+
+def test_numbers_are_shown_without_float_dust():
+    from reports.tables import interval, number, percent
+    assert [number(-3.7e-17), number(-0.0), number(0.0), number(5.0), number(0.000123), number(2.5e-6)] == \
+        ["0", "0", "0", "5", "0.000123", "2.5e-06"]
+    assert [percent(0.93421), percent(-0.00001, signed=True), percent(0.012, signed=True)] == ["93.4", "0.0", "+1.2"]
+    assert interval(3.5, 4.37, False, True) == "[+3.50, +4.37]" and interval(math.nan, 1, True) == ""
+
+
+def test_a_table_without_numbers_is_left_out():
+    from reports.tables import display_stats
+    members = pd.DataFrame({"variant": ["a", "b"], "seed": [0, 0], "run_id": ["r1", "r2"], "status": ["completed"] * 2,
+                            "axis.optim": ["a", "b"]})
+    nan = math.nan
+    stats = pd.DataFrame({"variant": ["a", "b"], "n": [1, 1], "val_acc": [nan] * 2, "val_low": [nan] * 2,
+                          "val_high": [nan] * 2, "test_acc": [nan] * 2, "test_low": [nan] * 2, "test_high": [nan] * 2,
+                          "gap": [nan] * 2, "diverged": [0, 0], "failed": [0, 0]})
+    assert display_stats(stats, members, {"axes": ["optim"], "control": None}) is None
+    stats["val_acc"] = [0.5, 0.6]
+    cells, classes = display_stats(stats, members, {"axes": ["optim"], "control": None})
+    assert list(cells.columns) == ["optim", "seeds", "val acc, % [95% CI]", "diverged", "failed"]
+    assert list(cells["val acc, % [95% CI]"]) == ["50.0", "60.0"] and classes.loc[0, "seeds"] == "num"
+
+
+def test_the_terminal_overview_is_one_readable_block(results):
+    from reports.overview import terminal
+    rows = json.loads((results / "report" / "verdicts.json").read_text())["studies"]
+    text = terminal(rows, width=100)
+    assert text.startswith("Verdicts (") and all(len(line) <= 100 for line in text.splitlines())
+    for row in rows:
+        assert f"  {row['study']:<18} {row['verdict']:<24}" in text and f"n = {row['n']}" in text
+
+
+def test_a_rebuild_redraws_only_the_study_that_changed(results, tmp_path):
+    import shutil
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)   # copy2 keeps the files' times: the copied cache still holds
+    report = copy / "report"
+    stamps = lambda: {p.name: p.stat().st_mtime_ns for p in report.glob("*.png")}  # noqa: E731
+    before = stamps()
+    build(copy, workers=1)
+    assert stamps() == before                                             # nothing changed, nothing drawn
+    manifest = json.loads((copy / "studies" / "batchnorm_lr.json").read_text())
+    rid = next(m["run_id"] for m in manifest["runs"] if m["variant"] == "norm=batch,lr=0.8")
+    path = copy / "runs" / rid / "summary.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, "final_val_acc": 0.5}))        # as if retrained
+    build(copy, workers=1)
+    after = stamps()
+    redrawn = {name for name in after if after[name] != before.get(name)}
+    assert redrawn and {name.split("_")[0] for name in redrawn} == {"batchnorm"}
+    assert all(after[n] == t for n, t in before.items() if n.startswith("activations_"))
