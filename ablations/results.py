@@ -81,6 +81,7 @@ METRICS: Registry[Metric] = Registry("metric", {
     "val_loss": Metric(**_LOSS),
     "wall_time_s": Metric(False, "seconds", 0.5),
     "epochs": Metric(None, "epochs"),
+    "train_examples": Metric(None, "images", procedures=("fit", "overfit", "lr_find")),
     "diverged_step": Metric(None, "steps"),
     "memorized_frac": Metric(False, "fraction", 0.01),
     # Babysitting diagnostics (lit_modules/diagnostics.py), on fit runs with diagnostics on.

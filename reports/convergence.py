@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .figures import FIGURES, StudyData, shown_variants
+from .figures import FIGURES
+from .plotting import PAGE_WIDTH_IN, StudyData, shown_variants
 
 FRACTIONS = (90, 95, 99)
 TO_COLUMNS = [f"{unit}_to_{f}" for unit in ("epochs", "seconds") for f in FRACTIONS]   # add_convergence's
@@ -71,10 +72,10 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     runs = data.members
     if runs.empty or runs["epochs_to_90"].isna().all():
         return None
-    order, note = shown_variants(runs)
+    order, note = shown_variants(runs, control=data.control)
     # The columns drawn only: copying the table's hundred config columns costs more than the drawing.
     runs = runs.loc[runs.variant.isin(order), ["run_id", "variant", "status", "best_val_acc", *TO_COLUMNS]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, _height(len(order))),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, _height(len(order))),
                                       gridspec_kw={"width_ratios": [1, 1.2]})
     colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
     for i, (f, color) in enumerate(zip(FRACTIONS, colors)):
@@ -92,10 +93,9 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     wide = wide.merge(members, on="run_id").groupby(["variant", "epoch"], sort=False)[["time_s", "val/acc"]].mean()
     ranked = runs.groupby("variant", sort=False)["seconds_to_95"].mean().reindex(order)
     shown = [v for v in ranked.sort_values(kind="stable").index if v in wide.index.get_level_values(0)][:12]
-    palette = plt.get_cmap("tab20" if len(shown) > 10 else "tab10")
-    for i, v in enumerate(shown):
+    for v in shown:   # the study's colour of each variant, as in its other figures
         curve = wide.loc[v]
-        right.plot(curve["time_s"], curve["val/acc"], color=palette(i), lw=1.5, label=v)
+        right.plot(curve["time_s"], curve["val/acc"], color=data.colors[v], lw=1.5, label=v)
     best = float(data.members.best_val_acc.max())   # the study's best, shown or not
     if not math.isnan(best):
         right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of best")
@@ -115,9 +115,9 @@ def generalization_gap(data: StudyData) -> plt.Figure | None:
                          "loss_gap": members.val_loss - members.train_loss})
     if runs.acc_gap.isna().all():
         return None
-    order, note = shown_variants(runs)
+    order, note = shown_variants(runs, control=data.control)
     runs = runs[runs.variant.isin(order)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, _height(len(order))), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, _height(len(order))), sharey=True)
     for ax, column, label, color in [(axes[0], "acc_gap", "train acc - val acc (fraction)", "tab:blue"),
                                      (axes[1], "loss_gap", "val loss - train loss (cross-entropy, nats)",
                                       "tab:red")]:
