@@ -7,6 +7,8 @@ panel as the reference; grids are laid out along their axes (rows: the first axi
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -16,7 +18,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from .plotting import (MAX_LINES, PAGE_WIDTH_IN, StudyData, columns_for, mean_ci,
-                       panel_titles, percent_axis, shown_variants, small_multiples)
+                       panel_titles, percent_axis, same_scale, shown_variants,
+                       small_multiples)
 
 METRICS = ["train/loss", "val/loss", "train/acc", "val/acc"]
 
@@ -38,7 +41,7 @@ def learning_curves(data: StudyData) -> plt.Figure | None:
 
 
 def _lines(ax: plt.Axes, part: pd.DataFrame, colors: dict, style: str, band: bool = True,
-           width: float = 1.6) -> None:
+           width: float = 1.6, autoscale: bool = False) -> None:
     """One collection per split and panel, not an artist per curve: a 20-variant panel draws in a blink."""
     lines, bands, rgb = [], [], []
     for variant, c in part.groupby("variant", sort=False):
@@ -50,14 +53,15 @@ def _lines(ax: plt.Axes, part: pd.DataFrame, colors: dict, style: str, band: boo
     if band:
         ax.add_collection(PolyCollection(bands, facecolors=rgb, alpha=0.15, linewidths=0))
     ax.add_collection(LineCollection(lines, colors=rgb, linestyles=style, linewidths=width))
-    ax.autoscale_view()
+    if autoscale:
+        ax.autoscale_view()
 
 
 def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, 4.2))
     for ax, quantity, label in zip(axes, ["loss", "acc"], ["cross-entropy loss", "accuracy"]):
         for split, style in (("val", "-"), ("train", "--")):
-            _lines(ax, points[points.metric == f"{split}/{quantity}"], data.colors, style)
+            _lines(ax, points[points.metric == f"{split}/{quantity}"], data.colors, style, autoscale=True)
         ax.set(xlabel="epoch", ylabel=label, title=label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     percent_axis(axes[1].yaxis)
@@ -70,7 +74,7 @@ def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame
     handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
                Patch(color="black", alpha=0.15, label="mean +- 1 SE over seeds")]
     handles += [Line2D([], [], color=data.colors[v], lw=2, label=v + (" (control)" if v == data.control else ""))
-                for v in order]
+                for v in order if v in set(points.variant)]   # lr range tests have no curves
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize="small", frameon=False,
                ncol=3 if max(map(len, order)) < 30 else 2)
     fig.suptitle(f"{data.study}: learning curves" + (f" ({note})" if note else ""), fontsize="medium")
@@ -79,33 +83,38 @@ def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame
 
 
 def _small_multiples(data: StudyData, order: list[str], note: str, points: pd.DataFrame) -> plt.Figure:
-    fig, axes = small_multiples(len(order), columns_for(data, len(order)), sharex=True, sharey=True)
+    cols = columns_for(data, len(order))
+    fig, axes = small_multiples(len(order), cols, margins=(0.8, 0.15, 0.75 + 0.25 * bool(note), 0.75))
     acc = points[points.metric.isin(["train/acc", "val/acc"])]
     reference = acc[(acc.variant == data.control) & (acc.metric == "val/acc")]
     status = data.members.groupby("variant").status.agg(lambda s: f"{(s == 'diverged').sum()}/{len(s)}")
     titles, shows = panel_titles(order)
+    chars = int(12 * axes[0].get_position().width * fig.get_figwidth())   # what fits over a panel in "small"
     for ax, variant, name in zip(axes, order, titles):
         if data.control and variant != data.control:
             _lines(ax, reference, {data.control: (0.72, 0.72, 0.72)}, "-", band=False, width=1.0)
         for split, style in (("val", "-"), ("train", "--")):
             _lines(ax, acc[(acc.variant == variant) & (acc.metric == f"{split}/acc")], data.colors, style)
         diverged = status.get(variant, "0/0")
-        title = name + ("" if diverged.startswith("0/") else f"  [{diverged} diverged]")
-        ax.set_title(title + (" (control)" if variant == data.control else ""), fontsize="small",
-                     color="firebrick" if not diverged.startswith("0/") else "black")
-        ax.tick_params(labelsize="x-small")
-        ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+        title = textwrap.fill(name, chars) + ("" if diverged.startswith("0/") else f"\n[{diverged} diverged]")
+        ax.set_title(title, fontsize="small", color="firebrick" if not diverged.startswith("0/") else "black",
+                     fontweight="bold" if variant == data.control else "normal")   # bold: the control
         percent_axis(ax.yaxis)
-    fig.supxlabel("epoch", fontsize="small")
+    low, high = np.nanmin(acc["low"]), np.nanmax(acc["high"])
+    pad = 0.05 * (high - low or 1.0)
+    ylim = (max(0.0, low - pad), min(1.02, high + pad))
+    epochs = (acc.epoch.min(), acc.epoch.max())
+    xticks = [t for t in MaxNLocator(4, integer=True).tick_values(*epochs) if epochs[0] <= t <= epochs[1]]
+    yticks = [t for t in MaxNLocator(4).tick_values(*ylim) if ylim[0] <= t <= ylim[1]]
+    same_scale(axes, cols, (epochs[0] - 0.5, epochs[1] + 0.5), ylim, xticks, yticks)
+    fig.supxlabel("epoch", fontsize="small", y=0.1 / fig.get_figheight(), va="bottom")
     fig.supylabel("accuracy", fontsize="small")
     handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
                Patch(color="black", alpha=0.15, label="mean +- 1 SE over seeds")]
     if data.control:
-        handles.append(Line2D([], [], color=(0.72, 0.72, 0.72), label=f"control's val ({data.control})"))
+        handles.append(Line2D([], [], color=(0.72, 0.72, 0.72), label=f"control's val ({data.control}, bold title)"))
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",
                frameon=False)
     fig.suptitle(f"{data.study}: accuracy per epoch, one panel per variant ({shows})"
                  + (f"\n{note}" if note else ""), fontsize="medium")
-    fig.tight_layout()
     return fig
-

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from ablations.results import smallest_effect
 
 from .plotting import (OUTCOME_COLORS, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control, percent_axis,
-                       panel_titles, shown_variants, unit_label)
+                       shown_variants, unit_label, variant_axis)
 from .stats import OUTCOMES, Comparison, t_interval
 from .verdicts import evaluate
 
@@ -161,11 +161,7 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     marks = _per_variant(axes[0, 0], values, order, colors, np.nan, (0.0, 1.0) if scale == 100 else None)
     axes[0, 0].set(xlabel=f"{name} ({unit_label(metric)})", title=f"{name} per variant")
     percent_axis(axes[0, 0].xaxis, metric)
-    titles, keys = panel_titles(order)
-    axes[0, 0].set_yticks(range(len(order)), titles, fontsize="small" if len(order) < 40 else "x-small")
-    axes[0, 0].set_ylabel("" if keys == "variant" else keys, fontsize="small")
-    for label, variant in zip(axes[0, 0].get_yticklabels(), order):
-        label.set_fontweight("bold" if variant == data.control else "normal")   # the reference row
+    variant_axis(axes[0, 0], order, data.control)
     handles = [Line2D([], [], ls="", marker="o", color="grey", label="one seed"),
                Line2D([], [], color="black", marker="|", ms=10, label="mean, 95% CI (t)")]
     if data.control:
@@ -209,6 +205,4 @@ def _per_variant(ax: plt.Axes, frame: pd.DataFrame, order: list[str], colors: di
     if not bad.empty:
         ax.scatter(bad.x.fillna(low), pos[bad.index], marker="x", s=30, c=[colors[v] for v in bad.variant],
                    zorder=5, clip_on=False)
-    ax.set_ylim(len(order) - 0.5, -0.5)
-    ax.grid(axis="y", visible=False)
     return not bad.empty

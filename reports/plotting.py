@@ -197,11 +197,38 @@ def panel_titles(variants: list[str]) -> tuple[list[str], str]:
     return titles, ("/".join(kinds) + ": " if kinds else "") + ", ".join(next(iter(keys)))
 
 
-def small_multiples(n: int, cols: int, width: float = PAGE_WIDTH_IN, panel_height: float = 1.7, **kw):
-    """A grid of n panels, `cols` wide, shared axes; the unused cells are removed."""
+def variant_axis(ax, order: list[str], control: str | None = None) -> None:
+    """Variants down the y axis, first on top: their values where they share keys (the keys as the
+    axis label), the control in bold; 100+ variants and long names stay readable."""
+    titles, keys = panel_titles(order)
+    ax.set_yticks(range(len(order)), titles, fontsize="small" if len(order) < 40 else "x-small")
+    for label, variant in zip(ax.get_yticklabels(), order):
+        label.set_fontweight("bold" if variant == control else "normal")
+    ax.set_ylabel("" if keys == "variant" else keys, fontsize="small")
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def small_multiples(n: int, cols: int, width: float = PAGE_WIDTH_IN, panel_height: float = 1.7,
+                    margins: tuple[float, float, float, float] = (0.8, 0.15, 0.75, 0.75)) -> tuple:
+    """n panels in a grid `cols` wide, laid out once by hand (left, right, top, bottom margins in
+    inches): tight_layout and shared axes measure every panel's ticks at each draw, seconds for 20."""
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, panel_height * rows + 1.2), squeeze=False, **kw)
-    flat = list(axes.flat)
-    for ax in flat[n:]:
-        ax.remove()
-    return fig, flat[:n]
+    left, right, top, bottom = margins
+    height = panel_height * rows + top + bottom
+    fig = plt.figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        wspace=0.12, hspace=0.5)
+    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+
+
+def same_scale(axes: list, cols: int, xlim: tuple[float, float], ylim: tuple[float, float], xticks, yticks) -> None:
+    """One scale for every panel, tick labels on the outer ones only (what sharex/sharey would do,
+    with fixed ticks: no locator runs at draw time)."""
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_xticks(xticks)
+        ax.set_yticks(yticks)
+        ax.tick_params(labelleft=i % cols == 0, labelbottom=i + cols >= n, labelsize="x-small")
