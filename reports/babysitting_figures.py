@@ -150,8 +150,9 @@ def landscape_paths(data: StudyData) -> plt.Figure | None:
                      [p.loss.min() for p in paths.values() if p is not None])
         for name, path in paths.items():
             if path is not None:   # dashes cycle so that equal curves (adam, adamw at weight decay 0) both show
+                style = optimizers.index(name) % len(STYLES)   # broken lines on top of solid ones
                 loss_ax.plot(path.step, np.maximum(path.loss - lowest, 1e-10), color=colors[name], lw=1.4,
-                             ls=STYLES[optimizers.index(name) % len(STYLES)])
+                             ls=STYLES[style], zorder=2 + style)
         loss_ax.set(yscale="log", xlabel="step", ylabel="loss - lowest loss",
                     title=f"{function}: loss per step (seed {part.seed.iloc[0]})")
         panels = right.subplots(2, cols, sharex=True, sharey=True, squeeze=False).flat

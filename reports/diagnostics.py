@@ -124,6 +124,8 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
                     ax.stairs(counts / max(counts.sum(), 1), layer["edges"], color=data.colors[variant], **style)
             if r == 0:   # a column is one layer index in every row
                 ax.set_title(f"layer {index + 1}", fontsize="small")
+            if index >= len(snapshots[0]["layers"]):   # a shallower network: no such layer
+                ax.set_axis_off()
             ax.tick_params(labelsize="x-small", pad=1)
             ax.xaxis.set_major_formatter(PLAIN)   # no "1e7" offset text over the next row
             ax.set_yticks([])
@@ -152,7 +154,9 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     part = part[part.position != ""]
     part["ratio"] = part.metric.map(kinds)
     order = [v for v in dict.fromkeys(data.members.variant) if v in set(part.variant)]
+    # Markers: a run with a single diagnostics step (a 10-image training set) is a point, not a line.
     grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
+                       marker="o", markersize=3, markeredgewidth=0,
                        errorbar=None, hue_order=order, palette=data.colors, legend=False,
                        col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
                        row_order=[kinds[k] for k in kinds if kinds[k] in set(part.ratio)],
@@ -163,7 +167,8 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     grid.set_titles("{row_name}, {col_name}", size="small")
     grid.set_axis_labels("epoch", "ratio")
     _legend_below(grid, order, data.colors)
-    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02)
+    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02,
+                         fontsize="medium")
     return grid.figure
 
 
@@ -181,14 +186,14 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     per_step["panel"] = per_step.metric.map(labels)
     order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
     grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, palette=data.colors,
-                       legend=False, col="panel", kind="line",
+                       legend=False, col="panel", kind="line", marker="o", markersize=3, markeredgewidth=0,
                        errorbar=None, height=3.4, aspect=1.3,
                        col_order=[labels[m] for m in labels if m in set(per_step.metric)])
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "fraction, mean over layers")
     _legend_below(grid, order, data.colors)
-    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03)
+    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03, fontsize="medium")
     return grid.figure
 
 

@@ -18,8 +18,7 @@ from ablations.results import Registry
 from .curves import learning_curves
 from .forest import final_accuracy, verdict_forest
 from .heatmaps import heatmap
-from .plotting import (MAX_VARIANTS, StudyData, mean_ci, shown_variants,  # noqa: F401  (the figure modules' API)
-                       variant_colors)
+from .plotting import StudyData, mean_ci, shown_variants  # noqa: F401  (what the report and tests import from here)
 
 FIGURES: Registry[Callable[[StudyData], "plt.Figure | None"]] = Registry("figure")
 

@@ -91,7 +91,8 @@ def _describe(c: Comparison, m: int) -> str:
         return f"{c.outcome}\nexact: only the {side} has a value ({c.n} seeds)"
     if c.test == "exact":
         return f"{c.outcome}\nexact: same values on all {c.n} seeds"
-    return f"{c.outcome}\n{c.test}, n={c.n} {c.unit}, {'Holm ' if m > 1 else ''}p={c.p_adjusted:.2g}"
+    needed = f"\nabout {c.seeds_needed} seeds would decide it" if c.seeds_needed else ""
+    return f"{c.outcome}\n{c.test}, n={c.n} {c.unit}, {'Holm ' if m > 1 else ''}p={c.p_adjusted:.2g}{needed}"
 
 
 def verdict_forest(data: StudyData) -> plt.Figure | None:
@@ -134,7 +135,7 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
                 Patch(color="0.85", label="smallest effect of interest")]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",
                frameon=False)
-    fig.suptitle(f"{data.study}: the verdict's comparisons (verdict: {verdict.outcome})")
+    fig.suptitle(f"{data.study}: the verdict's comparisons (verdict: {verdict.outcome})", fontsize="medium")
     fig.tight_layout()
     return fig
 

@@ -1,11 +1,9 @@
 """The report's figures on small hand-built tables with known answers: the verdict's forest plot, the
 comparison with the control, one colour per variant, small multiples, heatmaps centred at 0, the
 numeric data-size axis, the lr range test's caption, landscapes, and figure widths."""
-import json
 import math
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
