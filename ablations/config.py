@@ -1,10 +1,11 @@
 """The run config: composed from the configs of the packages that own each part, plus the trainer."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from datamodules import DataConfig
-from lit_modules import AveragingConfig, ModelConfig, OptimConfig, Registry, ScheduleConfig
+from lit_modules import AveragingConfig, ConfigError, ModelConfig, OptimConfig, Registry, ScheduleConfig
 from lit_modules.config_tools import check_choice, check_range, validate_fields
 
 from .landscape import LandscapeConfig
@@ -24,7 +25,11 @@ class TrainerConfig:
     accelerator: str = field(default="auto", metadata={"hash": False})
     devices: int = 1                      # > 1: one run over several devices with DDP
     precision: str = "32-true"
-    divergence_factor: float = 3.0        # stop when the loss exceeds this multiple of the initial loss
+    # Opt-in search-time early stop (lecture 6: cut a trial whose loss climbs above 3x where it started):
+    # > 0 ends the run as `stopped_early` at the end of the first epoch whose mean training loss exceeds
+    # this multiple of the first mini-batch's loss; 0 is off.  A non-finite loss always ends a run as
+    # `diverged`, whatever this says (lit_modules/module.py).
+    early_stop_factor: float = 0.0
     progress_bar: bool = field(default=False, metadata={"hash": False})
     procedure: str = "fit"                # PROCEDURES: fit, lr_find, overfit, landscape
     # Lecture 6's babysitting diagnostics (lit_modules/diagnostics.py) every this many optimizer steps,
@@ -37,7 +42,9 @@ class TrainerConfig:
         check_choice("accelerator", self.accelerator, ACCELERATORS)
         check_range("devices", self.devices, 1)
         check_choice("precision", self.precision, PRECISIONS)
-        check_range("divergence_factor", self.divergence_factor, 1.0, low_open=True)
+        if self.early_stop_factor != 0 and not 1.0 < self.early_stop_factor < math.inf:   # NaN fails too
+            raise ConfigError(f"early_stop_factor: {self.early_stop_factor!r} must be 0 (off) or a finite "
+                              f"factor above 1 (the lecture's rule is 3)")
         check_choice("procedure", self.procedure, PROCEDURES)
         check_range("diagnostics_every", self.diagnostics_every, 0)
 

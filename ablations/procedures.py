@@ -63,14 +63,39 @@ def gap_advice(train_acc: float, val_acc: float, big_gap: float = BIG_GAP, low_a
     return HEALTHY
 
 
+def stopped(ctx: Context) -> str | None:
+    """`diverged` (a non-finite loss; the summary gets the optimizer step) or `stopped_early` (the
+    opt-in search-time stop; the summary gets the epoch), else None: the module's outcome as a status."""
+    if ctx.module.diverged:
+        ctx.summary["diverged_step"] = ctx.module.diverged_step
+        return "diverged"
+    if ctx.module.stopped_early:
+        ctx.summary["stopped_early_epoch"] = ctx.module.stopped_early_epoch
+        return "stopped_early"
+    return None
+
+
+def memorization(module, datamodule) -> dict[str, Any]:
+    """Under data.label_noise (Zhang et al. 2017): on the corrupted training examples, in eval mode,
+    `memorized_frac` is the fraction of their corrupted labels the final net reproduces (memorization)
+    and `corrupted_true_acc` the fraction it labels with their true class (generalization through
+    the noise); `corrupted_n` is how many there are.  Nothing without label noise."""
+    x, noisy, true = datamodule.corrupted_train()
+    if len(x) == 0:
+        return {}
+    return {"corrupted_n": len(x), "memorized_frac": module.accuracy(x, noisy),
+            "corrupted_true_acc": module.accuracy(x, true)}
+
+
 def fit(ctx: Context) -> str:
     ctx.trainer.fit(ctx.module, datamodule=ctx.datamodule)
-    if ctx.module.diverged:
-        return "diverged"
+    if status := stopped(ctx):   # a cut trial is not tested: its test accuracy would mean nothing
+        return status
     ctx.trainer.test(ctx.module, datamodule=ctx.datamodule, verbose=False)
     # Accuracy of the final weights in eval mode on the un-augmented training set: the honest side of
     # the train-val gap (train/acc in training mode is lowered by dropout, mixup and augmentation).
     ctx.summary["clean_train_acc"] = ctx.module.accuracy(ctx.datamodule.clean_train(), ctx.datamodule.y_train)
+    ctx.summary.update(memorization(ctx.module, ctx.datamodule))
     if ctx.writer:  # class probabilities for ensembles (ablations/predictions.py), before the summary
         save_predictions(ctx.run_dir / "predictions.npz", ctx.module, ctx.datamodule, ctx.technique)
         ctx.summary["predictions"] = "predictions.npz"   # reports look for the file only where this says so
@@ -89,9 +114,8 @@ def lr_find(ctx: Context) -> str:
     Lightning's smoothed batch loss, and the search stops once it exceeds 4x its minimum."""
     from lightning.pytorch.tuner import Tuner
 
-    # The module's own rule (3x the initial loss ends the run) would cut the curve before it shows
-    # the blow-up; Lightning's stop rule decides here.  A non-finite loss still stops the module.
-    ctx.module.divergence_factor = math.inf
+    # Lightning's stop rule (4x the smoothed loss's minimum) decides here; the module's opt-in early
+    # stop is off (`settings` below) and a non-finite loss still stops the module.
     # Lightning always draws a progress bar for the search; a grid prints one line per run instead.
     quiet = contextlib.nullcontext() if ctx.cfg.trainer.progress_bar else contextlib.redirect_stderr(io.StringIO())
     with quiet:
@@ -123,7 +147,7 @@ def lr_curve_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
 def overfit(ctx: Context) -> str:
     """Train on the same `overfit_batches` mini-batch(es) every epoch; no test (it would say nothing)."""
     ctx.trainer.fit(ctx.module, datamodule=ctx.datamodule)
-    return "diverged" if ctx.module.diverged else "completed"
+    return stopped(ctx) or "completed"
 
 
 # --- optimizer trajectories on toy functions ---------------------------------------------------------
@@ -147,7 +171,9 @@ PROCEDURES: Registry[Procedure] = Registry("procedure", {
     # the module steps the scheduler once per optimizer step, so grouped steps would move the lr
     # several times per recorded point (and past max_lr).  Epochs without bound (the module's
     # schedule needs a finite count): the finder's step budget ends the search, whatever max_epochs says.
-    "lr_find": Procedure(lr_find, settings={"data.steps_per_call": 1}, trainer={"max_epochs": 10**6}),
+    # The early stop would cut the curve before it shows the blow-up the range test looks for.
+    "lr_find": Procedure(lr_find, settings={"data.steps_per_call": 1, "trainer.early_stop_factor": 0.0},
+                         trainer={"max_epochs": 10**6}),
     # The datamodule turns shuffling off under overfit_batches (as Lightning does for DataLoaders), so
     # every epoch sees the same batch.  Regularization off: the check is that the model CAN fit.
     "overfit": Procedure(overfit, settings={"data.steps_per_call": 1, "data.augment": "none",

@@ -83,7 +83,12 @@ METRICS: Registry[Metric] = Registry("metric", {
     "epochs": Metric(None, "epochs"),
     "train_examples": Metric(None, "images", procedures=("fit", "overfit", "lr_find")),
     "diverged_step": Metric(None, "steps"),
+    "stopped_early_epoch": Metric(None, "epochs"),
+    # Under data.label_noise: on the corrupted training examples, the share of corrupted labels the net
+    # reproduces (memorization) and of true labels it recovers.
     "memorized_frac": Metric(False, "fraction", 0.01),
+    "corrupted_true_acc": Metric(**_ACC),
+    "corrupted_n": Metric(None, "examples"),
     # Babysitting diagnostics (lit_modules/diagnostics.py), on fit runs with diagnostics on.
     "expected_initial_loss": Metric(None, "nats"),
     "initial_act_std": Metric(None, "std", 0.01),
@@ -147,7 +152,7 @@ def validate_summary(obj: Any, path: Path | str) -> dict[str, Any]:
         raise ResultsError(path, f"expected a JSON object, got {type(obj).__name__}")
     if obj.get("status") not in STATUSES:
         raise ResultsError(path, f"status {obj.get('status')!r} is not one of {', '.join(STATUSES)}")
-    for key, low in (("seed", 0), ("attempt", 1)):
+    for key, low in (("seed", 0), ("attempt", 0)):   # attempt 0: interrupted before any attempt counted
         value = obj.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ResultsError(path, f"{key} must be an integer >= {low}, got {value!r}")

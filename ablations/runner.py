@@ -3,11 +3,13 @@
 `run_one` is the whole life of a run: resolve and validate the config (bad input fails here, before
 anything trains), train with Lightning, test once with the final weights, and write config.json,
 metrics.csv (every epoch, as it finishes) and summary.json (last).  A run that raises is recorded as
-`failed` with its traceback; a run whose loss blows up is an outcome, `diverged`, not an error.
+`failed` with its traceback; a run whose loss turns non-finite is an outcome, `diverged`, not an error,
+and so is `stopped_early` (the opt-in search-time stop, trainer.early_stop_factor).
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -26,12 +28,12 @@ from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 from lit_modules.diagnostics import Diagnostics
 
+from . import ledger
 from .code_version import code_version
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
 from .procedures import PROCEDURES, Context
-from .results import write_summary
-from .storage import read_json, write_json, write_rows
+from .storage import disk_full, write_json, write_rows
 from .transfer import attach, pretrained_weights, with_available_source
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
@@ -106,9 +108,11 @@ def make_trainer(cfg: RunConfig, run_dir: Path, loggers: Sequence[Any] = (),
 
 def _summarize(module: ImageClassifier, status: str) -> dict[str, Any]:
     history = module.history
-    last = history[-1] if history else {}
-    val_accs = [row["val/acc"] for row in history if "val/acc" in row]
     nan = float("nan")
+    # A diverged net's last epoch ran on non-finite weights: its accuracies are no measurement (argmax of
+    # NaN logits), so they stay missing; epochs evaluated before that (finite val loss) still count.
+    last = history[-1] if history and status != "diverged" else {}
+    val_accs = [row["val/acc"] for row in history if "val/acc" in row and math.isfinite(row.get("val/loss", nan))]
     return {
         "epochs": len(history),
         "initial_loss": module.initial_loss if module.initial_loss is not None else nan,
@@ -154,7 +158,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         weights = pretrained_weights(cfg, results_dir, loggers)   # trains a transfer source on demand (seeds its own)
         L.seed_everything(cfg.seed, verbose=False)
         module = ImageClassifier(cfg.model, cfg.optim, cfg.schedule, datamodule.in_shape,
-                                 datamodule.num_classes, cfg.trainer.divergence_factor)
+                                 datamodule.num_classes, cfg.trainer.early_stop_factor)
         callbacks = [*attach(cfg, module, weights), *callbacks]   # loads and checks weights before fit
         # Weight averaging and snapshots are callbacks, present only when their config asks for them.
         technique = [*build_averaging(cfg.averaging), *prediction_callbacks(cfg.schedule)]
@@ -168,6 +172,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     except ConfigError:
         raise
     except Exception as exc:  # recorded, never lost: the grid goes on and reports it
+        if disk_full(exc):    # no fault of the run: nothing is recorded, the grid stops (executors)
+            raise
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     finally:
         if module is not None:
@@ -179,7 +185,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(), code_version=code_version(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
-            write_summary(results_dir, summary)
+            summary = ledger.record(run_dir, summary)   # never over a finished result
     return summary
 
 
@@ -197,14 +203,12 @@ def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any
            f"--nproc-per-node={cfg.trainer.devices}", "-m", "ablations",
            "--config", str(run_dir / "config.json"), "--results-dir", str(results_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    try:
-        summary = read_json(run_dir / "summary.json")
-    except FileNotFoundError:
+    summary = ledger.read_summary(results_dir, run_id(cfg))
+    if summary is None:
         summary = {"run_id": run_id(cfg), "status": "failed", "seed": cfg.seed,
                    "error": f"torchrun exited with {proc.returncode}", "traceback": proc.stderr[-4000:]}
     summary.update(extra or {})
-    write_summary(results_dir, summary)
-    return summary
+    return ledger.record(run_dir, summary)
 
 
 def run_one(overrides: Mapping[str, Any] | None = None, results_dir: str | Path = "results") -> dict[str, Any]:

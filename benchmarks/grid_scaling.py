@@ -13,6 +13,7 @@ import argparse
 import tempfile
 import time
 
+from ablations import ledger
 from ablations.executors import EXECUTORS, Job
 from ablations.grid import plan
 from ablations.studies import STUDIES
@@ -26,7 +27,7 @@ def grid_seconds(workers: int, runs) -> float:
         start = time.perf_counter()
         EXECUTORS.get("local")(jobs, lambda s: statuses.append(s["status"]), workers=workers)
         elapsed = time.perf_counter() - start
-    assert len(statuses) == len(jobs) and all(s in ("completed", "diverged") for s in statuses), statuses
+    assert len(statuses) == len(jobs) and all(s in ledger.DONE for s in statuses), statuses
     return elapsed
 
 

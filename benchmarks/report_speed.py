@@ -82,7 +82,7 @@ def _config(seed: int, labels: dict) -> dict:
            "optim": {"name": "momentum", "lr": 0.05, "weight_decay": 5e-4, "momentum": 0.9},
            "schedule": {"name": "constant", "warmup": 0.0, "final": None, "milestones": [0.5, 0.75], "gamma": 0.1},
            "trainer": {"max_epochs": EPOCHS, "accelerator": "auto", "devices": 1, "precision": "32-true",
-                       "divergence_factor": 3.0, "progress_bar": False},
+                       "early_stop_factor": 0.0, "progress_bar": False},
            "seed": seed}
     for key, label in labels.items():
         section, name = key.split(".")

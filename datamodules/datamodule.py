@@ -1,8 +1,9 @@
 """ImageDataModule: one DataConfig -> train / val / test TensorLoaders on the training device.
 
-The splits depend only on the config (`val_fraction`, `train_size`, `split_seed`), never on the run
-seed: every run of an ablation is validated on the same images and trained on the same subset, so
-differences between runs come from the technique and the run seed alone.  The test split is kept
+The splits (and the corrupted training labels of `label_noise`) depend only on the config
+(`val_fraction`, `train_size`, `split_seed`), never on the run seed: every run of an ablation is
+validated on the same images and trained on the same subset, so differences between runs come from the
+technique and the run seed alone.  The test split is kept
 apart: only `test_dataloader` reads it, so no training or model-selection step can.
 """
 from __future__ import annotations
@@ -18,6 +19,29 @@ from .datasets import DATASETS, DatasetSpec, load_dataset
 from .loader import StepGroups, TensorLoader
 from .mix import build_mix
 from .preprocess import Preprocessor, build_preprocessor
+
+
+# Seeds the label-noise stream apart from the split permutation that split_seed also seeds.
+_LABEL_NOISE_STREAM = 0x6E6F697365
+
+
+def corrupt_labels(y: torch.Tensor, fraction: float, num_classes: int,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, corrupted mask): round(fraction * n) labels, chosen at random, each replaced by a class
+    drawn uniformly from the num_classes - 1 OTHER classes, so every corrupted label is wrong (Zhang et
+    al. 2017 draw from all classes, which leaves 1/C of theirs correct: their p is our p * C / (C - 1)).
+    A prefix of one seeded permutation is corrupted, so 20% noise corrupts a subset of 40%'s examples,
+    with the same wrong labels."""
+    n = len(y)
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + _LABEL_NOISE_STREAM) % 2**63)
+    order = torch.randperm(n, generator=generator)
+    shift = torch.randint(1, num_classes, (n,), generator=generator)   # never 0 mod C: another class
+    chosen = order[:round(fraction * n)]
+    noisy = y.clone()
+    noisy[chosen] = (y[chosen] + shift[:len(chosen)]) % num_classes
+    corrupted = torch.zeros(n, dtype=torch.bool)
+    corrupted[chosen] = True
+    return noisy, corrupted
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -54,7 +78,7 @@ class ImageDataModule(L.LightningDataModule):
             self._split()
         # Lightning calls setup once per stage; moving to the device again is a no-op if already there.
         device = self._device()
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        for name in ("x_train", "y_train", "y_train_true", "corrupted", "x_val", "y_val", "x_test", "y_test"):
             setattr(self, name, getattr(self, name).to(device))
         self.preprocessor = self.preprocessor.to(device)
         # Preprocessing is a fixed map fitted once: apply it once per split instead of to every batch,
@@ -91,9 +115,17 @@ class ImageDataModule(L.LightningDataModule):
         self.x_val, self.y_val = raw.x_train[val_idx], relabel[raw.y_train[val_idx]]
         test = relabel[raw.y_test] >= 0
         self.x_test, self.y_test = raw.x_test[test], relabel[raw.y_test[test]]
+        # Label noise touches the training labels only; the true ones stay for measuring memorization.
+        self.y_train_true = self.y_train
+        self.y_train, self.corrupted = corrupt_labels(self.y_train, cfg.label_noise, self.num_classes, cfg.split_seed)
         # Statistics come from the training split only: fitting on val/test would leak them.
         self.preprocessor = build_preprocessor(cfg.preprocess).fit(self.x_train)
         self._is_split = True
+
+    def corrupted_train(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training examples whose labels label_noise replaced: (preprocessed inputs without
+        augmentation, the labels training saw, their true labels); empty without label noise."""
+        return self.clean_train()[self.corrupted], self.y_train[self.corrupted], self.y_train_true[self.corrupted]
 
     def _relabel(self) -> torch.Tensor:
         """Lookup table: dataset label -> label of this run (-1 for classes left out)."""
@@ -126,7 +158,7 @@ class ImageDataModule(L.LightningDataModule):
                               shuffle=not overfit, seed=self.seed, rank=rank, world_size=world,
                               preprocess=self.preprocessor if ready is None else None,
                               augment=self.augment if ready is None else None,
-                              mix=build_mix(self.cfg.mix, self.num_classes))
+                              mix=build_mix(self.cfg.mix, self.num_classes, self.cfg.mix_alpha))
         return StepGroups(loader, self.cfg.steps_per_call)
 
     def _eval_loader(self, split: str, y: torch.Tensor) -> TensorLoader:

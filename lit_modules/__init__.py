@@ -18,7 +18,7 @@ _WHERE = {
     "optim": ["OPTIMIZERS", "SCHEDULES", "OptimSpec", "build_optimizer", "build_schedule"],
     "registry": ["ConfigError", "Registry"],
     "transfer": ["TRANSFER_MODES", "CheckpointError", "Finetune", "load_body"],
-    "regularizers": ["POOLS", "build_pool"],
+    "regularizers": ["POOLS", "STOCHASTIC_DEPTH_MODES", "build_pool"],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 __all__ = sorted(_MODULE_OF)

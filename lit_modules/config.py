@@ -9,7 +9,7 @@ from .registry import ConfigError
 from .layers import ACTIVATIONS, INITIALIZERS, NORMS
 from .networks import NETWORKS, NORM_PLACEMENTS
 from .optim import OPTIMIZERS, SCHEDULES
-from .regularizers import POOLS
+from .regularizers import POOLS, STOCHASTIC_DEPTH_MODES
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ModelConfig:
     dropout: float = 0.0                  # inverted dropout after hidden nonlinearities
     drop_connect: float = 0.0             # DropConnect probability on every hidden Linear/Conv weight
     stochastic_depth: float = 0.0         # resnet: drop rate of the last block, linear in depth from 0
+    stochastic_depth_mode: str = "per_batch"  # STOCHASTIC_DEPTH_MODES: Huang et al.'s, or "per_sample"
     pool: str | None = None               # stage downsampling (POOLS); None: max-pool (convnet), stride (resnet)
     # The classifier's weights are scaled down after init so the initial loss is ~ln(C), the
     # lecture's sanity check (a confident random classifier starts far above it).
@@ -48,6 +49,7 @@ class ModelConfig:
         check_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_range("drop_connect", self.drop_connect, 0.0, 1.0, high_open=True)
         check_range("stochastic_depth", self.stochastic_depth, 0.0, 1.0, high_open=True)
+        check_choice("stochastic_depth_mode", self.stochastic_depth_mode, STOCHASTIC_DEPTH_MODES)
         if self.pool is not None:
             check_choice("pool", self.pool, POOLS)
         # Options only some networks implement say so on the network entry (`options`), so asking an

@@ -3,6 +3,16 @@
 Optimization is manual (one closure, so L-BFGS works too).  Metrics are accumulated as tensors and reduced once per epoch (no per-step `self.log`, which would cost
 more than a small model's step).  Each finished epoch becomes one row of `history` and is logged to the
 attached loggers under Lightning's names: train/loss, train/acc, val/loss, val/acc, lr.
+
+Two rules can end training before max_epochs:
+- divergence (always on): a non-finite loss.  Every step's loss is kept on the device; once per
+  Lightning batch (a group of `data.steps_per_call` steps, the same on every device) the group's
+  losses are checked with one host sync, and `diverged_step` is the first optimizer step (1-based)
+  whose loss was not finite.  CPU and GPU therefore stop after the same group, at the same step.
+- early stop (opt-in, `early_stop_factor` > 0): lecture 6's search-time rule of cutting a trial whose
+  loss climbs above 3x where it started, applied to a smoothed loss: the epoch's mean training loss
+  against the first mini-batch's loss, checked at the end of each epoch (`stopped_early_epoch`).
+  One noisy mini-batch cannot fire it; a run that is merely noisy trains on.
 """
 from __future__ import annotations
 
@@ -47,14 +57,15 @@ class _Mean:
 
 class ImageClassifier(L.LightningModule):
     def __init__(self, model: ModelConfig, optim: OptimConfig, schedule: ScheduleConfig,
-                 in_shape: tuple[int, int, int], num_classes: int, divergence_factor: float = 3.0):
+                 in_shape: tuple[int, int, int], num_classes: int, early_stop_factor: float = 0.0):
         super().__init__()
         self.model_cfg, self.optim_cfg, self.schedule_cfg = model, optim, schedule
         self.net = build_network(model, in_shape, num_classes)
         self.spec = OPTIMIZERS.get(optim.name)
-        self.divergence_factor = divergence_factor
+        self.early_stop_factor = early_stop_factor   # 0: off
         self.initial_loss: float | None = None   # loss of the first batch, before any update
-        self.diverged = False
+        self.diverged_step: int | None = None   # first optimizer step whose loss was not finite
+        self.stopped_early_epoch: int | None = None   # epoch whose mean loss fired the early stop
         self.history: list[dict[str, float]] = []   # one row per finished epoch
         self.test_metrics: dict[str, float] = {}
         # Submodule name of `net` -> learning-rate multiplier, set before configure_optimizers by
@@ -101,7 +112,7 @@ class ImageClassifier(L.LightningModule):
         # Loop invariants hoisted: at ~1 ms a step, attribute lookups and nn.Module.__setattr__ on
         # this module (a few us each) add up to percents.
         net, full_batch, train = self.net, self.spec.full_batch, self._train
-        sync_every = 1 if self.device.type == "cpu" else 16   # on accelerators a host sync stalls the queue
+        first, steps_before = len(train.losses), progress.total.completed
         for x, y in batch:
             progress.increment_ready()
             if full_batch:
@@ -118,10 +129,7 @@ class ImageClassifier(L.LightningModule):
             train.add(loss, logits, y)
             if self.initial_loss is None:
                 self.initial_loss = float(loss)
-            if progress.total.completed % sync_every == 0 and self._diverging(float(loss)):
-                self.diverged = True
-                self.trainer.should_stop = True
-                break
+        self._check_finite(train.losses[first:], steps_before)
         return loss  # what the tuner (lr_find) reads as this batch's loss
 
     def _closure_step(self, optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,9 +150,27 @@ class ImageClassifier(L.LightningModule):
         optimizer.step(closure)
         return first["loss"], first["logits"]
 
-    def _diverging(self, loss: float) -> bool:
-        """The lecture's rule: a non-finite loss, or one above 3x the initial loss, ends the run."""
-        return not math.isfinite(loss) or loss > self.divergence_factor * self.initial_loss
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_step is not None
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stopped_early_epoch is not None
+
+    def _check_finite(self, losses: list[torch.Tensor], steps_before: int) -> None:
+        """End the run if a loss of this group of steps is not finite, recording the first such step.
+
+        One host sync per group, not per step (on a GPU a per-step sync would stall the queue), and the
+        steps after the first bad one in the group still run: the outcome and the recorded step do not
+        depend on the device or the group size.  Under DDP the ranks agree on the earliest bad step.
+        """
+        bad = ~torch.isfinite(torch.stack(losses))
+        offset = torch.where(bad.any(), bad.int().argmax(), len(losses))   # argmax: the first True
+        offset = int(self.trainer.strategy.reduce(offset, reduce_op="min"))
+        if offset < len(losses):
+            self.diverged_step = steps_before + offset + 1
+            self.trainer.should_stop = True
 
     def on_train_epoch_end(self) -> None:
         row = {"epoch": self.current_epoch + 1, **self._train.compute("train"), **self._val.compute("val"),
@@ -152,10 +178,23 @@ class ImageClassifier(L.LightningModule):
                "time_s": time.perf_counter() - self._fit_start}
         self._train, self._val = _Mean(), _Mean()
         self.history.append(row)
+        self._check_early_stop(row)
         logged = {k: v for k, v in row.items() if k != "epoch"}
         if self.current_epoch == 0 and self.initial_loss is not None:
             logged["train/initial_loss"] = self.initial_loss
         self.log_dict(logged, on_epoch=True)
+
+    def _check_early_stop(self, row: dict[str, float]) -> None:
+        """Opt-in search-time stop: this epoch's mean training loss above early_stop_factor x the first
+        mini-batch's loss.  Not Lightning's EarlyStopping: its threshold is absolute while this one is
+        relative to a loss known only after step 1, and callbacks' epoch-end hooks run before this
+        module logs the epoch's train/loss.  Ranks of a DDP run stop together if any of them fires."""
+        if not self.early_stop_factor or self.diverged or self.initial_loss is None:
+            return
+        fired = row.get("train/loss", math.nan) > self.early_stop_factor * self.initial_loss
+        if self.trainer.strategy.reduce_boolean_decision(fired, all=False):
+            self.stopped_early_epoch = row["epoch"]
+            self.trainer.should_stop = True
 
     # --- evaluation ------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx: int) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Callable
 
 from torch import nn
-from torchvision.ops import StochasticDepth
 
 from .layers import ACTIVATIONS, build_activation, build_norm, init_layer
 from .registry import Registry
-from .regularizers import add_drop_connect, build_pool, stochastic_depth_rates
+from .regularizers import STOCHASTIC_DEPTH_MODES, add_drop_connect, build_pool, survival_probabilities
 
 # Where the norm goes relative to the nonlinearity.  Entries take (make_norm, act, width, factor):
 # before the activation the norm sees all `factor * width` pre-activations (maxout), after it `width`.
@@ -75,16 +74,17 @@ convnet.options = frozenset({"pool"})   # config options only some networks have
 class ResidualBlock(nn.Module):
     """conv-norm-act-conv-norm plus a shortcut (1x1 conv where the shape changes), then act.
 
-    With `drop` > 0 the branch ends in stochastic depth: in training the whole branch of a sample is
-    dropped with probability `drop` (survivors scaled by 1/(1-drop)); in eval it is the identity.
+    With `survival` < 1 the branch is stochastic depth of the configured mode (regularizers.py):
+    Huang et al.'s by default, where a dropped branch returns None and only the shortcut runs.
     """
 
-    def __init__(self, cfg, cin: int, cout: int, stride: int, drop: float = 0.0):
+    def __init__(self, cfg, cin: int, cout: int, stride: int, survival: float = 1.0):
         super().__init__()
-        # Only inserted when asked for, so the default block costs nothing extra per step.
-        depth = [StochasticDepth(drop, mode="row")] if drop > 0 else []
-        self.branch = nn.Sequential(*_unit(cfg, _conv(cin, stride), cout, spatial=True),
-                                    nn.Conv2d(cout, cout, 3, padding=1), build_norm(cfg.norm, cout, True), *depth)
+        layers = [*_unit(cfg, _conv(cin, stride), cout, spatial=True),
+                  nn.Conv2d(cout, cout, 3, padding=1), build_norm(cfg.norm, cout, True)]
+        # Only wrapped when asked for, so the default block costs nothing extra per step.
+        self.branch = (nn.Sequential(*layers) if survival >= 1.0
+                       else STOCHASTIC_DEPTH_MODES.get(cfg.stochastic_depth_mode)(survival, *layers))
         self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride)
         # Maxout needs k inputs per output, which the residual sum cannot give: its stream stays
         # linear after the sum, as the identity path of a pre-activation ResNet does.
@@ -92,23 +92,24 @@ class ResidualBlock(nn.Module):
         self.act = spec.make() if spec.width_factor == 1 else nn.Identity()
 
     def forward(self, x):
-        return self.act(self.branch(x) + self.shortcut(x))
+        out, skip = self.branch(x), self.shortcut(x)
+        return self.act(skip if out is None else out + skip)
 
 
 @NETWORKS.register("resnet")
 def resnet(cfg, in_shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
     """Stages downsample with a stride-2 first conv, or with `model.pool` between stages when set;
-    `model.stochastic_depth` is the drop rate of the last block (linear rule, see regularizers.py)."""
+    `model.stochastic_depth` is the drop rate of the last block, 1 - p_L (linear rule, see regularizers.py)."""
     layers: list[nn.Module] = _unit(cfg, _conv(in_shape[0]), cfg.channels[0], spatial=True)
     cin, (h, w) = cfg.channels[0], in_shape[1:]
-    drops = iter(stochastic_depth_rates(cfg.stochastic_depth, len(cfg.channels) * cfg.blocks_per_stage))
+    survival = iter(survival_probabilities(cfg.stochastic_depth, len(cfg.channels) * cfg.blocks_per_stage))
     for stage, cout in enumerate(cfg.channels):
         if stage > 0 and cfg.pool is not None and min(h, w) >= 2:
             pool, h, w = build_pool(cfg.pool, h, w)
             layers.append(pool)
         for block in range(cfg.blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 and cfg.pool is None else 1
-            layers.append(ResidualBlock(cfg, cin, cout, stride, next(drops)))
+            layers.append(ResidualBlock(cfg, cin, cout, stride, next(survival)))
             cin = cout
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(cfg)]
     return nn.Sequential(*layers), cin

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+from torchvision.ops import stochastic_depth
 
 from .registry import Registry
 
@@ -51,10 +52,59 @@ def add_drop_connect(body: nn.Module, p: float) -> None:
 
 
 # --- stochastic depth (Huang et al. 2016) ----------------------------------------------------------
-def stochastic_depth_rates(p_max: float, blocks: int) -> list[float]:
-    """The paper's linear decay rule: block l of L (1-based) drops its residual branch with probability
-    l / L * p_max, so early blocks (which every later block builds on) are kept more often."""
-    return [p_max * (i + 1) / blocks for i in range(blocks)]
+def survival_probabilities(drop_last: float, blocks: int) -> list[float]:
+    """The paper's linear decay rule: block l of L (1-based) keeps its residual branch with probability
+    p_l = 1 - l / L * (1 - p_L), where 1 - p_L = `drop_last` (model.stochastic_depth; the paper's p_L
+    = 0.5 is 0.5 here).  Early blocks, which every later block builds on, are kept more often."""
+    return [1.0 - drop_last * (i + 1) / blocks for i in range(blocks)]
+
+
+class SkippedBranch(nn.Sequential):
+    """Huang et al.'s stochastic depth on a residual branch (the branch's layers, in order).
+
+    Training: one Bernoulli(p) draw per forward pass, i.e. per block per mini-batch, from torch's
+    global generator (seeded per run); a dropped branch is not computed at all and the forward returns
+    None (the block then passes its shortcut alone), which is where the paper's training-time saving
+    comes from.  Eval: the branch is computed and scaled by its survival probability p, the expected
+    value of what training saw (the paper's test-time rule; survivors are not rescaled in training).
+    A Sequential subclass, so parameter names match the plain branch's (checkpoints transfer)."""
+
+    def __init__(self, survival: float, *layers: nn.Module):
+        super().__init__(*layers)
+        self.survival = survival
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        if not self.training:
+            return super().forward(x) * self.survival
+        if float(torch.rand(())) >= self.survival:
+            return None
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.3g}"
+
+
+class PerSampleBranch(nn.Sequential):
+    """torchvision's stochastic_depth in "row" mode on the branch's output: every sample keeps or
+    drops the branch on its own, survivors scaled by 1/p in training, identity in eval.  The whole
+    branch is computed for every sample (dropped rows are multiplied by zero): no time is saved."""
+
+    def __init__(self, survival: float, *layers: nn.Module):
+        super().__init__(*layers)
+        self.survival = survival
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stochastic_depth(super().forward(x), 1.0 - self.survival, "row", self.training)
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.3g}"
+
+
+# model.stochastic_depth_mode: how a residual branch with survival probability p < 1 is dropped.
+STOCHASTIC_DEPTH_MODES: Registry[Callable[..., nn.Module]] = Registry("stochastic depth mode", {
+    "per_batch": SkippedBranch,     # Huang et al. 2016 (the default)
+    "per_sample": PerSampleBranch,  # the per-sample variant (torchvision's mode="row")
+})
 
 
 # --- pooling for stage downsampling -----------------------------------------------------------------

@@ -14,6 +14,8 @@ from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
 
+from ablations.results import DONE
+
 from .figures import FIGURES
 from .plotting import PAGE_WIDTH_IN, StudyData, value_colors
 
@@ -26,7 +28,7 @@ def _runs_of(data: StudyData, procedure: str) -> pd.DataFrame:
     part = data.members
     if PROCEDURE not in part or data.results_dir is None:
         return part.iloc[0:0]
-    return part[(part[PROCEDURE] == procedure) & part.status.isin(["completed", "diverged"])]
+    return part[(part[PROCEDURE] == procedure) & part.status.isin(DONE)]
 
 
 def _read(data: StudyData, run_id: str, name: str) -> pd.DataFrame | None:

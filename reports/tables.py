@@ -67,12 +67,14 @@ def history_table(results_dir: str | Path, run_ids) -> pd.DataFrame:
 
 
 def study_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per study and variant: seeds, mean and std of final val and test accuracy, diverged/failed counts."""
+    """Per study and variant: seeds, mean and std of final val and test accuracy, and counts of
+    diverged, stopped_early and failed runs."""
     if runs.empty:
         return runs
     agg = runs.groupby(["study", "variant"], sort=False).agg(
         n=("seed", "size"), val_acc=("final_val_acc", "mean"), val_acc_std=("final_val_acc", "std"),
         test_acc=("test_acc", "mean"), diverged=("status", lambda s: int((s == "diverged").sum())),
+        stopped_early=("status", lambda s: int((s == "stopped_early").sum())),
         failed=("status", lambda s: int((~s.isin(DONE)).sum())))
     return agg.reset_index()
 

@@ -8,6 +8,18 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip, saying why, where CUDA is absent; on a GPU machine they run like any
+    other (a failure there is a failure, never a skip).  Their CPU halves are unmarked and run here."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False here "
+                                   "(run benchmarks/gpu_check.sh on a machine with one)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def digits_batch():
     """256 real digits images, standardized per pixel-channel, with labels (no datamodule involved)."""

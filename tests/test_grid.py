@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import run_all
+from ablations import ledger
 from ablations.grid import plan
 from ablations.studies import STUDIES
 from ablations.study import Bundle, LogUniform, Study
@@ -36,7 +37,7 @@ def test_every_study_expands_validates_and_runs_tiny(name, tmp_path):
     assert {m["run_id"] for m in manifest["runs"]} == {r.run_id for r in runs}
     for member in manifest["runs"]:
         summary = json.loads((tmp_path / "runs" / member["run_id"] / "summary.json").read_text())
-        assert summary["status"] in ("completed", "diverged")
+        assert summary["status"] in ledger.DONE
 
 
 @pytest.mark.parametrize("name", STUDIES.names())
@@ -227,7 +228,7 @@ def test_a_run_that_kills_its_worker_fails_alone_and_the_grid_goes_on(tmp_path, 
     outcome = {r["run_id"]: r for r in results}
     assert outcome[killer]["status"] == "failed" and "worker process died" in outcome[killer]["error"]
     assert json.loads((tmp_path / "runs" / killer / "summary.json").read_text())["attempt"] == 2
-    assert all(r["status"] in ("completed", "diverged") for rid, r in outcome.items() if rid != killer)
+    assert all(r["status"] in ledger.DONE for rid, r in outcome.items() if rid != killer)
     assert not list(tmp_path.glob("runs/*/.lock"))
 
 

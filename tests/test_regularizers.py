@@ -7,13 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
-from torchvision.ops import StochasticDepth
 
 from ablations import run_one
 from datamodules import MIXES, DataConfig, ImageDataModule
 from lit_modules import (NETWORKS, POOLS, ConfigError, ImageClassifier, ModelConfig, OptimConfig, ScheduleConfig,
                          build_network, build_pool)
-from lit_modules.regularizers import DropConnect, stochastic_depth_rates
+from lit_modules.regularizers import DropConnect, PerSampleBranch, SkippedBranch, survival_probabilities
 from reports.verdicts import add_convergence
 
 POOLING_NETWORKS = [n for n in NETWORKS.names() if "pool" in getattr(NETWORKS.get(n), "options", ())]
@@ -56,12 +55,14 @@ def test_drop_connect_trains_in_every_network(network, digits_batch):
     assert any(isinstance(m, DropConnect) for m in net.modules())
 
 
-def test_stochastic_depth_trains(digits_batch):
+def test_stochastic_depth_trains_with_survival_linear_in_depth(digits_batch):
     before, after, net = _train_steps(ModelConfig(network="resnet", stochastic_depth=0.5, channels=(8, 16),
                                                   blocks_per_stage=2), digits_batch)
     assert after < before
-    rates = [m.p for m in net.modules() if isinstance(m, StochasticDepth)]
-    assert rates == pytest.approx([0.125, 0.25, 0.375, 0.5])   # linear in depth, last block = the max
+    survival = [m.survival for m in net.modules() if isinstance(m, SkippedBranch)]
+    # Huang et al.: p_l = 1 - l / L * (1 - p_L) for blocks l = 1..L, here p_L = 0.5 and L = 4.
+    assert survival == pytest.approx([0.875, 0.75, 0.625, 0.5])
+    assert survival_probabilities(0.4, 2) == pytest.approx([0.8, 0.6])
 
 
 def test_drop_connect_is_identity_in_eval_and_drops_at_rate_p_in_training():
@@ -92,23 +93,81 @@ def test_drop_connect_network_matches_plain_network_in_eval_and_differs_in_train
     assert not parametrize.is_parametrized(dropped.head)          # the classifier keeps whole weights
 
 
-def test_stochastic_depth_is_identity_in_eval_and_drops_whole_branches_in_training():
-    torch.manual_seed(2)
-    plain = build_network(ModelConfig(network="resnet", channels=(8, 16)), (1, 8, 8), 10)
-    torch.manual_seed(2)
-    deep = build_network(ModelConfig(network="resnet", channels=(8, 16), stochastic_depth=0.9), (1, 8, 8), 10)
-    x = torch.randn(32, 1, 8, 8)
-    plain.eval(), deep.eval()
-    assert torch.allclose(plain(x), deep(x))
-    deep.train()
-    assert not torch.allclose(deep(x), deep(x))
-    # "row" mode: each sample of the batch keeps or drops the branch on its own, at the block's rate.
-    sd = StochasticDepth(0.25, mode="row").train()
-    out = sd(torch.ones(20000, 3, 2, 2))
-    per_sample = out.flatten(1)
-    assert float((per_sample.amax(1) == 0).float().mean()) == pytest.approx(0.25, abs=0.015)
-    assert torch.all((per_sample == 0) | torch.isclose(per_sample, torch.tensor(1 / 0.75)))
-    assert stochastic_depth_rates(0.4, 2) == pytest.approx([0.2, 0.4])
+def _block(mode: str, survival: float) -> tuple[nn.Module, list[int]]:
+    """A ResNet's last residual block (identity shortcut) with stochastic depth; the returned list
+    collects one entry per convolution that runs in its branch."""
+    torch.manual_seed(0)
+    net = build_network(ModelConfig(network="resnet", channels=(8,), stochastic_depth=1 - survival,
+                                    stochastic_depth_mode=mode), (1, 8, 8), 10)
+    block = net.body[-3]
+    calls: list[int] = []
+    for conv in (m for m in block.branch.modules() if isinstance(m, nn.Conv2d)):
+        conv.register_forward_hook(lambda *_: calls.append(1))
+    return block, calls
+
+
+def test_a_dropped_branch_runs_no_convolution_one_draw_per_block_and_batch():
+    block, calls = _block("per_batch", 0.6)
+    assert isinstance(block.branch, SkippedBranch) and isinstance(block.shortcut, nn.Identity)
+    x = torch.randn(16, 8, 8, 8)
+    torch.manual_seed(1)
+    dropped = 0
+    for _ in range(2000):
+        before = len(calls)
+        out = block(x)
+        ran = len(calls) - before
+        assert ran in (0, 2)                       # the whole branch or none of it, for the whole batch
+        if ran == 0:
+            dropped += 1
+            assert torch.equal(out, block.act(x))  # only the shortcut passed
+    assert dropped / 2000 == pytest.approx(0.4, abs=0.035)   # 1 - p_l, binomial sd 0.011
+
+
+def test_stochastic_depth_scales_the_branch_by_its_survival_probability_at_test_time():
+    block, calls = _block("per_batch", 0.6)
+    block.eval()
+    x = torch.randn(16, 8, 8, 8)
+    with torch.no_grad():
+        branch = nn.Sequential.forward(block.branch, x)   # the branch's layers, unscaled
+        assert torch.allclose(block(x), block.act(0.6 * branch + x))
+        assert torch.equal(block(x), block(x))          # deterministic in eval
+    # Same seed, same draws: a run repeats exactly.
+    block.train()
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        before = len(calls)
+        block(x), block(x), block(x)
+        draws.append(len(calls) - before)
+    assert draws[0] == draws[1]
+
+
+def test_per_sample_stochastic_depth_is_torchvisions_row_mode_and_computes_every_branch():
+    block, calls = _block("per_sample", 0.75)
+    assert isinstance(block.branch, PerSampleBranch)
+    branch = block.branch
+    x = torch.randn(8000, 8, 2, 2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        full = nn.Sequential.forward(branch, x)
+        out = branch(x).flatten(1)
+    assert len(calls) == 4                             # every forward ran both convolutions
+    kept = out.abs().amax(1) > 0
+    assert float(kept.float().mean()) == pytest.approx(0.75, abs=0.015)     # per sample
+    assert torch.allclose(out[kept], full.flatten(1)[kept] / 0.75, atol=1e-6)   # inverted scaling
+    branch.eval()
+    with torch.no_grad():
+        assert torch.allclose(branch(x), full)         # identity at test time
+
+
+@pytest.mark.slow
+def test_a_resnet_with_stochastic_depth_learns_digits(tmp_path):
+    """Huang et al.'s p_L = 0.5 on a 4-block ResNet: it still learns (chance is 0.1)."""
+    summary = run_one({"data.train_size": 600, "trainer.max_epochs": 3, "data.batch_size": 50,
+                       "model.network": "resnet", "model.channels": (16, 32), "model.blocks_per_stage": 2,
+                       "model.norm": "batch", "optim.lr": 0.1, "model.stochastic_depth": 0.5,
+                       "trainer.diagnostics_every": 0}, tmp_path)
+    assert summary["status"] == "completed" and summary["final_val_acc"] > 0.45, summary
 
 
 def test_fractional_pool_shrinks_by_one_over_root_two_randomly_in_training_fixed_in_eval():
@@ -167,7 +226,7 @@ def test_every_mix_gives_soft_targets_on_training_batches_only(mix):
     torch.manual_seed(0)
     (x, y), _ = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 1, 8, 8)
-    if MIXES.get(mix)(10) is None:
+    if MIXES.get(mix)(10, 1.0) is None:
         assert y.dtype == torch.int64 and y.dim() == 1
     else:
         assert y.shape == (32, 10) and torch.allclose(y.sum(1), torch.ones(32))
@@ -199,6 +258,7 @@ def test_mixup_soft_targets_feed_cross_entropy_and_accuracy():
     ({"model.pool": "max"}, "networks that have it: convnet, resnet"),             # mlp has no pooling
     ({"model.network": "convnet", "model.stochastic_depth": 0.2}, "networks that have it: resnet"),
     ({"model.network": "resnet", "model.stochastic_depth": 1.0}, "stochastic_depth"),
+    ({"model.network": "resnet", "model.stochastic_depth_mode": "row"}, "valid choices: per_batch, per_sample"),
     ({"model.drop_connect": 1.0}, "drop_connect"),
     ({"optim.l1": -1e-4}, "l1"),
     ({"data.mix": "mixout"}, "valid choices: none, mixup"),

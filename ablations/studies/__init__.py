@@ -3,7 +3,7 @@ from lit_modules import Registry
 
 from ..study import Study
 from . import (activations, augmentation, babysitting, batchnorm, batchnorm_lr, ensembles, init_depth, initializers,
-               landscapes, optimizers, preprocessing, regularization, schedules, search, transfer)
+               label_noise, landscapes, optimizers, preprocessing, regularization, schedules, search, transfer)
 
 STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     activations.STUDY,
@@ -21,4 +21,5 @@ STUDIES: Registry[Study] = Registry("study", {s.name: s for s in [
     augmentation.STUDY,
     batchnorm.STUDY,
     schedules.STUDY,
+    label_noise.STUDY,
 ]})

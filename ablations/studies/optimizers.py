@@ -3,9 +3,11 @@
 Claim (lecture 7): SGD is slow along shallow directions; momentum and Nesterov speed it up; adaptive
 methods (AdaGrad, RMSProp, Adam) need less tuning; Adam is a good default.
 Fair by construction: stage 1 (`optimizers`) gives every optimizer in the registry, L-BFGS (full
-batch) included, the same sweep: 6 log-spaced rates 1e-4..10, 5 epochs, 1 seed (whatever --seeds).
+batch) included, the same sweep: 6 log-spaced rates 1e-4..10, 5 epochs, 1 seed (whatever --seeds), with
+the lecture's search-time cut (trainer.early_stop_factor=3): a rate whose epoch-mean training loss exceeds
+3x its first mini-batch's loss stops as `stopped_early`, scored by the val accuracy it had reached.
 Stage 2 (`optimizers_best`) runs each at its best rate (final val accuracy, mean over stage 1's
-seeds) for the full 20 epochs on every seed.  The report warns when an optimizer's best rate is at the edge of the sweep.
+seeds) for the full 20 epochs on every seed, without the early stop.  The report warns when an optimizer's best rate is at the edge of the sweep.
 Verdict (stage 2): supported if SGD+momentum has a smaller area under the val-loss curve than plain
 SGD, paired over seeds.
 Run:   python run_all.py --study optimizers    # 8 x 6 rates x 1 seed, then 8 x 3 seeds
@@ -49,7 +51,7 @@ STUDY = Study(
     mode="grid",
     seeds=1,
     fixed_seeds=True,
-    base={"trainer.max_epochs": 5},
+    base={"trainer.max_epochs": 5, "trainer.early_stop_factor": 3.0},
     axes={"optimizer": {n: Bundle({"optim.name": n}) for n in OPTIMIZERS.names()},
           "optim.lr": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]},
     control="optimizer=momentum,lr=0.1",

@@ -4,8 +4,10 @@ Claim (lecture 6; Bergstra & Bengio 2012): with the same budget, random search f
 than a grid, because only some hyperparameters matter (here the learning rate) and a grid tries few
 distinct values of each; sample scales log-uniformly; search coarse to fine, short runs first.
 Stage 1 (`search`): 16 trials as a 4 x 4 log grid and 16 log-uniform random draws over the same box,
-5 epochs each; runs whose loss exceeds 3x the initial stop as `diverged`.  Stage 2 (`search_fine`):
-8 random draws of full-length runs in a narrow box around stage 1's best (lr within a factor of 3,
+5 epochs each, with the lecture's search-time cut (trainer.early_stop_factor=3): a trial whose epoch-mean
+training loss exceeds 3x its first mini-batch's loss stops as `stopped_early`, scored by the val accuracy
+it had reached; a non-finite loss ends a trial as `diverged`.  Stage 2 (`search_fine`):
+8 random draws of full-length runs (no early stop) in a narrow box around stage 1's best (lr within a factor of 3,
 weight decay within a factor of 10).
 The report warns when a best value sits at the edge of the range tried.
 Verdict: per seed, the configuration each search's val accuracy picks is scored on the test set (so
@@ -48,7 +50,7 @@ STUDY = Study(
     mode="grid_vs_random",
     samples=16,
     seeds=3,
-    base={"trainer.max_epochs": 5},
+    base={"trainer.max_epochs": 5, "trainer.early_stop_factor": 3.0},
     axes={"optim.lr": LogUniform(1e-4, 1.0), "optim.weight_decay": LogUniform(1e-6, 1e-2)},
     tuned=TUNED,
     control="grid:lr=0.0464,weight_decay=0.000464",
