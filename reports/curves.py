@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from .plotting import (MAX_LINES, PAGE_WIDTH_IN, StudyData, columns_for, mean_ci,
+from .plotting import (ENDED_EARLY, MAX_LINES, PAGE_WIDTH_IN, StudyData, columns_for, mean_ci,
                        panel_titles, percent_axis, same_scale, shown_variants,
                        small_multiples)
 
@@ -87,7 +87,7 @@ def _small_multiples(data: StudyData, order: list[str], note: str, points: pd.Da
     fig, axes = small_multiples(len(order), cols, margins=(0.8, 0.15, 0.75 + 0.25 * bool(note), 0.75))
     acc = points[points.metric.isin(["train/acc", "val/acc"])]
     reference = acc[(acc.variant == data.control) & (acc.metric == "val/acc")]
-    status = data.members.groupby("variant").status.agg(lambda s: f"{(s == 'diverged').sum()}/{len(s)}")
+    status = data.members.groupby("variant").status.agg(lambda s: f"{s.isin(ENDED_EARLY).sum()}/{len(s)}")
     titles, shows = panel_titles(order)
     chars = int(12 * axes[0].get_position().width * fig.get_figwidth())   # what fits over a panel in "small"
     for ax, variant, name in zip(axes, order, titles):
@@ -96,7 +96,7 @@ def _small_multiples(data: StudyData, order: list[str], note: str, points: pd.Da
         for split, style in (("val", "-"), ("train", "--")):
             _lines(ax, acc[(acc.variant == variant) & (acc.metric == f"{split}/acc")], data.colors, style)
         diverged = status.get(variant, "0/0")
-        title = textwrap.fill(name, chars) + ("" if diverged.startswith("0/") else f"\n[{diverged} diverged]")
+        title = textwrap.fill(name, chars) + ("" if diverged.startswith("0/") else f"\n[{diverged} diverged/stopped]")
         ax.set_title(title, fontsize="small", color="firebrick" if not diverged.startswith("0/") else "black",
                      fontweight="bold" if variant == data.control else "normal")   # bold: the control
         percent_axis(ax.yaxis)

@@ -20,8 +20,8 @@ from matplotlib.patches import Patch
 
 from ablations.results import smallest_effect
 
-from .plotting import (OUTCOME_COLORS, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control, percent_axis,
-                       shown_variants, unit_label, variant_axis)
+from .plotting import (ENDED_EARLY, OUTCOME_COLORS, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control,
+                       percent_axis, shown_variants, unit_label, variant_axis)
 from .stats import OUTCOMES, Comparison, t_interval
 from .verdicts import evaluate
 
@@ -142,7 +142,8 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
 
 def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc",
                    control: str | None = None, colors: dict | None = None) -> plt.Figure:
-    """Left: `metric` per variant, every seed a dot (its variant's colour; an x where the run diverged),
+    """Left: `metric` per variant, every seed a dot (its variant's colour; an x where the run diverged
+    or stopped early),
     mean and 95% Student-t CI in black.  Right, where the study has a control: each variant's paired
     difference to it per seed, mean and 95% CI, the metric's smallest effect as a grey band.  Variants
     run down the y axis, so 100+ variants and long names stay readable."""
@@ -158,7 +159,7 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
                                                  max(3.5, 0.24 * len(order) + 1.8)), sharey=True, squeeze=False)
     scale = 100.0 if is_fraction(metric) else 1.0
     name = metric.replace("_", " ")
-    values = shown.assign(x=shown[metric], diverged=shown.status == "diverged")
+    values = shown.assign(x=shown[metric], diverged=shown.status.isin(ENDED_EARLY))
     marks = _per_variant(axes[0, 0], values, order, colors, np.nan, (0.0, 1.0) if scale == 100 else None)
     axes[0, 0].set(xlabel=f"{name} ({unit_label(metric)})", title=f"{name} per variant")
     percent_axis(axes[0, 0].xaxis, metric)
@@ -175,7 +176,7 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
                        title=f"vs the control ({control})")
         handles.append(Patch(color="0.85", label="smallest effect of interest"))
     if marks:
-        handles.append(Line2D([], [], ls="", marker="x", color="black", label="diverged seed (at the left: no value)"))
+        handles.append(Line2D([], [], ls="", marker="x", color="black", label="diverged or stopped early (left edge: no value)"))
     fig.suptitle(f"{study}: {name}" + (f" ({note})" if note else ""), fontsize="medium")
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",
                frameon=False)

@@ -15,16 +15,16 @@ from matplotlib.patches import Rectangle
 
 from ablations.results import DONE, smallest_effect
 
-from .plotting import PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control, unit_label
+from .plotting import ENDED_EARLY, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control, unit_label
 
 
 def cell_table(data: StudyData, metric: str = "final_val_acc") -> pd.DataFrame:
     """Per variant: axis labels, value (mean paired difference to the control, or the mean itself),
-    sd over seeds, n seeds with a value, runs, diverged runs."""
+    sd over seeds, n seeds with a value, runs, diverged runs (stopped early included)."""
     members = data.members
     cols = [f"axis.{a}" for a in data.axes]
     runs = members.groupby("variant", sort=False).agg(runs=("status", "size"),
-                                                      diverged=("status", lambda s: int((s == "diverged").sum())))
+                                                      diverged=("status", lambda s: int(s.isin(ENDED_EARLY).sum())))
     if data.control:
         values = paired_to_control(members, data.control, metric).rename(columns={"diff": "x"})
     else:
@@ -46,7 +46,7 @@ def _annotation(row, scale: float, control: str | None) -> str:
     if row.variant == control:
         return "control"
     if not np.isfinite(row.value):
-        return f"no value\n{row.diverged}/{row.runs} div."
+        return f"no value\n{row.diverged}/{row.runs} div." if row.diverged else "no value"
     sign = "+" if control else ""
     digits = 1 if scale == 100 else 3
     text = f"{row.value * scale:{sign}.{digits}f}"
@@ -103,7 +103,7 @@ def heatmap(data: StudyData, metric: str = "final_val_acc") -> plt.Figure | None
     label = f"minus the control ({unit_label(metric, True)})" if data.control else f"{name} ({unit_label(metric)})"
     fig.colorbar(image, ax=list(axes[0]), label=label, shrink=0.9)
     what = (f"{name} minus the control's ({data.control}), paired by seed" if data.control else name)
-    fig.suptitle(f"{data.study}: {what}\ncell: mean ± sd over seeds; hatched: some runs diverged",
+    fig.suptitle(f"{data.study}: {what}\ncell: mean ± sd over seeds; hatched: runs diverged or stopped early",
                  fontsize="medium")
     # Lay out now and freeze: the report measures the figure's box before drawing it, and a layout
     # that ran only at draw time would move the colour bar out of that box.

@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: reports are rebuilt on servers and in CI without a display
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -75,6 +75,9 @@ class StudyData:
 
 
 # --- colours --------------------------------------------------------------------------------------
+# Finished runs that ended before their last epoch: the loss turned non-finite, or the opt-in
+# search-time stop ended them.  Figures mark them wherever they show runs.
+ENDED_EARLY = ("diverged", "stopped_early")
 CONTROL_COLOR = (0.2, 0.2, 0.2)   # the reference: dark grey wherever it appears
 OUTCOME_COLORS = {SUPPORTED: "#1a9850", CONTRADICTED: "#d73027", NO_DIFFERENCE: "#4575b4", UNDECIDED: "#e08214"}
 
@@ -130,12 +133,12 @@ def unit_label(metric: str, difference: bool = False) -> str:
 def paired_to_control(members: pd.DataFrame, control: str, metric: str = "final_val_acc") -> pd.DataFrame:
     """Per variant and seed that both it and the control finished: the paired difference (variant -
     control) of `metric`, NaN where one of the two runs has no number (diverged); column `diverged`
-    marks the variant's own run as diverged."""
+    marks the variant's own run as diverged or stopped early."""
     done = members[members.status.isin(DONE)][["variant", "seed", "status", metric]]
     reference = done[done.variant == control].set_index("seed")[metric]
     out = done[done.seed.isin(reference.index)]
     out = out.assign(reference=out.seed.map(reference))
-    return out.assign(diff=out[metric] - out.reference, diverged=out.status == "diverged")
+    return out.assign(diff=out[metric] - out.reference, diverged=out.status.isin(ENDED_EARLY))
 
 
 # --- variants shown and small multiples -----------------------------------------------------------
@@ -219,7 +222,8 @@ def small_multiples(n: int, cols: int, width: float = PAGE_WIDTH_IN, panel_heigh
     fig = plt.figure(figsize=(width, height))
     fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
                         wspace=0.12, hspace=0.5)
-    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+    with plt.rc_context({"xtick.labelsize": "x-small", "ytick.labelsize": "x-small"}):   # ticks made small
+        return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
 
 
 def same_scale(axes: list, cols: int, xlim: tuple[float, float], ylim: tuple[float, float], xticks, yticks) -> None:
@@ -231,4 +235,8 @@ def same_scale(axes: list, cols: int, xlim: tuple[float, float], ylim: tuple[flo
         ax.set_ylim(*ylim)
         ax.set_xticks(xticks)
         ax.set_yticks(yticks)
-        ax.tick_params(labelleft=i % cols == 0, labelbottom=i + cols >= n, labelsize="x-small")
+        # Inner panels: no labels (an empty formatter is cheaper than restyling every tick).
+        if i % cols:
+            ax.yaxis.set_major_formatter(NullFormatter())
+        if i + cols < n:
+            ax.xaxis.set_major_formatter(NullFormatter())

@@ -106,7 +106,7 @@ def test_final_accuracy_draws_paired_differences_to_the_control_and_marks_diverg
                and np.isclose(c.get_offsets()[0, 0], low)]
     assert crosses, "the diverged seed (no value) is an x at the left edge"
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "diverged seed" in legend and "smallest effect of interest" in legend
+    assert "diverged or stopped early" in legend and "smallest effect of interest" in legend
     assert _close(fig) <= MAX_PX
 
 
@@ -158,8 +158,9 @@ def test_the_heatmap_is_centred_at_zero_with_spread_and_diverged_marks_and_facet
                 name = f"norm={n},lr={lr},depth={depth}"
                 values[name] = [0.90 + 0.01 * i + 0.005 * j + 0.01 * (depth == "4") + s * 0.01 for s in range(3)]
                 axes[name] = {"model.norm": n, "optim.lr": lr, "model.depth": depth}
-    values["norm=none,lr=1,depth=2"] = [0.1, 0.1, 0.6]
+    values["norm=none,lr=1,depth=2"] = [math.nan, math.nan, 0.6]          # a diverged run has no accuracy
     status.update({("norm=none,lr=1,depth=2", s): "diverged" for s in (0, 1)})
+    status[("norm=batch,lr=1,depth=2", 0)] = "stopped_early"                 # ended early, with a value
     runs = _runs(values, axes, status=status)
     control = "norm=none,lr=0.01,depth=2"
     data = StudyData("s", runs, _history(runs), {"control": control, "axes": ["model.norm", "optim.lr", "model.depth"]})
@@ -167,14 +168,14 @@ def test_the_heatmap_is_centred_at_zero_with_spread_and_diverged_marks_and_facet
     maps = [ax for ax in fig.axes if ax.images]
     assert len(maps) == 2 and [ax.get_title() for ax in maps] == ["model.depth=2", "model.depth=4"]
     norm = maps[0].images[0].norm
-    # the largest |mean difference|: the diverged cell, (0.1 - 0.90 + 0.1 - 0.91 + 0.6 - 0.92) / 3, in points
-    assert norm.vmin == -norm.vmax and norm.vmax == pytest.approx(64.333, abs=1e-3)
+    # the largest |mean difference|: the diverged cell's one paired seed, 0.6 - 0.92, in points
+    assert norm.vmin == -norm.vmax and norm.vmax == pytest.approx(32.0)
     assert [t.get_text() for t in maps[0].get_xticklabels()] == lrs           # the axis with most values across
     texts = {t.get_text() for t in maps[0].texts}
     assert "control" in texts and "+1.0\n±0.0" in texts                       # batch, lr 0.01, depth 2: +1 point
-    assert any("2/3 div." in t for t in texts)
-    hatched = [p for p in maps[0].patches if isinstance(p, Rectangle) and p.get_hatch()]
-    assert len(hatched) == 1 and hatched[0].get_xy() == (2 - 0.5, 0 - 0.5)    # lr=1 (column 2), norm=none (row 0)
+    assert "-32.0\n2/3 div." in texts and any(t.endswith("1/3 div.") for t in texts)
+    hatched = sorted(p.get_xy() for p in maps[0].patches if isinstance(p, Rectangle) and p.get_hatch())
+    assert hatched == [(2 - 0.5, 0 - 0.5), (2 - 0.5, 1 - 0.5)]    # lr=1 (column 2): norm=none (row 0), batch (row 1)
     assert _close(fig) <= MAX_PX
     one_axis = _runs({"a": [0.9, 0.91]}, {"a": {"model.norm": "none"}})
     assert FIGURES.get("heatmap")(StudyData("s", one_axis, _history(one_axis), {})) is None
