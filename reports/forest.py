@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ablations.results import smallest_effect
 
@@ -72,7 +73,8 @@ def _row(ax: plt.Axes, y: float, c: Comparison, scale: float, rng) -> list[float
                     capsize=4, zorder=3)
     if math.isfinite(est):
         ax.plot([est], [y], "D", color=color, mec="black", ms=7, zorder=4)
-    return [v for v in (est, low, high, *(np.asarray(c.diffs) * scale)) if math.isfinite(v)]
+    seeds = np.asarray(c.diffs) * scale if c.unit == "seeds" else []   # per-example 0/1s stay out of the view
+    return [v for v in (est, low, high, *seeds) if math.isfinite(v)]
 
 
 def _right_labels(ax: plt.Axes, ys, texts) -> None:
@@ -118,6 +120,7 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
                 edge = high if c.estimate > 0 else low
                 ax.plot([edge], [y], ">" if c.estimate > 0 else "<", color=OUTCOME_COLORS[c.outcome], ms=10)
         ax.axvline(0, color="black", lw=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(6))   # the panel is narrow: fewer, readable ticks
         ax.set_yticks(range(len(rows)), [_wrap(c.label) for c in rows], fontsize="small")
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
@@ -129,8 +132,9 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
         levels |= {c.interval.level for c in rows if not signs}
     level = "/".join(f"{lv * 100:.3g}%" for lv in sorted(levels)) or "95%"
     handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES if any(c.outcome == o for c in comparisons)]
-    handles += [Line2D([], [], ls="", marker="o", color="grey", alpha=0.6, label="one seed"),
-                Line2D([], [], ls="", marker="D", color="grey", mec="black", label="mean difference"),
+    handles += [Line2D([], [], ls="", marker="o", color="grey", alpha=0.6, label="one seed")
+                ] if any(c.unit == "seeds" for c in comparisons) else []
+    handles += [Line2D([], [], ls="", marker="D", color="grey", mec="black", label="mean difference"),
                 Line2D([], [], color="grey", lw=2.5, label=f"{level} interval (paired t)"),
                 Patch(color="0.85", label="smallest effect of interest")]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",
@@ -148,12 +152,16 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
     difference to it per seed, mean and 95% CI, the metric's smallest effect as a grey band.  Variants
     run down the y axis, so 100+ variants and long names stay readable."""
     members = runs[runs.study == study]
+    if "status" not in members:
+        members = members.assign(status="completed")
+    # Variants whose runs never measure the metric (an lr range test in the babysitting study) have no
+    # row; a variant whose runs all diverged keeps one, with its crosses.
+    measured = members[metric].notna() | members.status.isin(ENDED_EARLY)
+    members = members[members.variant.isin(members.variant[measured])]
     data = StudyData(study, runs, pd.DataFrame(), {"control": control})
     colors = colors or data.colors
     order, note = shown_variants(members, control=data.control)
     shown = members[members.variant.isin(order)]
-    if "status" not in shown:
-        shown = shown.assign(status="completed")
     panels = 2 if data.control else 1
     fig, axes = plt.subplots(1, panels, figsize=(PAGE_WIDTH_IN if panels == 2 else 7.5,
                                                  max(3.5, 0.24 * len(order) + 1.8)), sharey=True, squeeze=False)

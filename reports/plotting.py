@@ -113,9 +113,14 @@ def mean_ci(values: pd.DataFrame, by: list[str], column: str = "value", level: f
     return agg.assign(low=agg["mean"] - half, high=agg["mean"] + half, n=agg["count"])[["mean", "low", "high", "n"]]
 
 
+def _metric(name: str) -> str:
+    """The registry's name of a metric as a rule may label it: `test accuracy` (ensembles) is test_acc."""
+    return name.replace(" accuracy", "_acc")
+
+
 def is_fraction(metric: str) -> bool:
     """Accuracies and other fractions are drawn in percent (differences in percentage points)."""
-    return metric in METRICS and METRICS.get(metric).unit == "fraction"
+    return _metric(metric) in METRICS and METRICS.get(_metric(metric)).unit == "fraction"
 
 
 def percent_axis(axis, metric: str = "final_val_acc") -> None:
@@ -127,7 +132,7 @@ def percent_axis(axis, metric: str = "final_val_acc") -> None:
 def unit_label(metric: str, difference: bool = False) -> str:
     if is_fraction(metric):
         return "percentage points" if difference else "%"
-    return METRICS.get(metric).unit if metric in METRICS else ""
+    return METRICS.get(_metric(metric)).unit if _metric(metric) in METRICS else "no unit"
 
 
 def paired_to_control(members: pd.DataFrame, control: str, metric: str = "final_val_acc") -> pd.DataFrame:
