@@ -94,7 +94,8 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     if not math.isnan(best):
         right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of the best")
     right.set(xlabel="wall-clock time (s)", ylabel="val accuracy (mean over seeds)",
-              title="val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if len(shown) == 12 < len(order) else ""))
+              title="val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if 12 == len(shown) < len(order)
+                                              else ""))
     percent_axis(right.yaxis)
     right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=2,
                  fontsize="small")

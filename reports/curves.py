@@ -57,6 +57,11 @@ def _lines(ax: plt.Axes, part: pd.DataFrame, colors: dict, style: str, band: boo
         ax.autoscale_view()
 
 
+def _split_handles() -> list:
+    return [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
+            Patch(color="black", alpha=0.15, label="mean +- 1 SE over seeds")]
+
+
 def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, 4.2))
     for ax, quantity, label in zip(axes, ["loss", "acc"], ["cross-entropy loss", "accuracy"]):
@@ -71,8 +76,7 @@ def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame
     axes[0].yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0].yaxis.set_minor_locator(NullLocator())
-    handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
-               Patch(color="black", alpha=0.15, label="mean +- 1 SE over seeds")]
+    handles = _split_handles()
     handles += [Line2D([], [], color=data.colors[v], lw=2, label=v + (" (control)" if v == data.control else ""))
                 for v in order if v in set(points.variant)]   # lr range tests have no curves
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize="small", frameon=False,
@@ -109,8 +113,7 @@ def _small_multiples(data: StudyData, order: list[str], note: str, points: pd.Da
     same_scale(axes, cols, (epochs[0] - 0.5, epochs[1] + 0.5), ylim, xticks, yticks)
     fig.supxlabel("epoch", fontsize="small", y=0.1 / fig.get_figheight(), va="bottom")
     fig.supylabel("accuracy", fontsize="small")
-    handles = [Line2D([], [], color="black", ls="-", label="val"), Line2D([], [], color="black", ls="--", label="train"),
-               Patch(color="black", alpha=0.15, label="mean +- 1 SE over seeds")]
+    handles = _split_handles()
     if data.control:
         handles.append(Line2D([], [], color=(0.72, 0.72, 0.72), label=f"control's val ({data.control}, bold title)"))
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",

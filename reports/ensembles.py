@@ -182,7 +182,8 @@ def ensemble_figure(data: StudyData) -> plt.Figure | None:
     left.set_ylim(len(records) - 0.5, -0.5)
     for ax in (left, right):
         ax.grid(axis="y", visible=False)
-    handles = [Line2D([], [], ls="", marker="o", mfc="white", mec="grey", label="single model (mean of the runs / last snapshot)"),
+    handles = [Line2D([], [], ls="", marker="o", mfc="white", mec="grey",
+                      label="single model (mean of the runs / last snapshot)"),
                Line2D([], [], ls="", marker="D", color="grey", label="ensemble (averaged softmax)")]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
                fontsize="small", frameon=False)

@@ -129,7 +129,7 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
         ax.set_xlabel(f"sign per seed (+1: the claim's side wins), {name}" if signs
                       else f"difference in {name} ({unit_label(metric, True)}; > 0 favours the claim)",
                       fontsize="small")
-        levels |= {c.interval.level for c in rows if not signs}
+        levels |= {c.interval.level for c in rows if c.test == "paired t"}
     level = "/".join(f"{lv * 100:.3g}%" for lv in sorted(levels)) or "95%"
     handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES if any(c.outcome == o for c in comparisons)]
     handles += [Line2D([], [], ls="", marker="o", color="grey", alpha=0.6, label="one seed")
@@ -146,11 +146,10 @@ def verdict_forest(data: StudyData) -> plt.Figure | None:
 
 def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc",
                    control: str | None = None, colors: dict | None = None) -> plt.Figure:
-    """Left: `metric` per variant, every seed a dot (its variant's colour; an x where the run diverged
-    or stopped early),
-    mean and 95% Student-t CI in black.  Right, where the study has a control: each variant's paired
-    difference to it per seed, mean and 95% CI, the metric's smallest effect as a grey band.  Variants
-    run down the y axis, so 100+ variants and long names stay readable."""
+    """Left: `metric` per variant, every seed a dot in its variant's colour (an x where the run diverged
+    or stopped early), mean and 95% Student-t CI in black.  Right, where the study has a control: each
+    variant's paired difference to it per seed, mean and 95% CI, the metric's smallest effect as a grey
+    band.  Variants run down the y axis, so 100+ variants and long names stay readable."""
     members = runs[runs.study == study]
     if "status" not in members:
         members = members.assign(status="completed")
@@ -184,7 +183,8 @@ def final_accuracy(runs: pd.DataFrame, study: str, metric: str = "final_val_acc"
                        title=f"vs the control ({control})")
         handles.append(Patch(color="0.85", label="smallest effect of interest"))
     if marks:
-        handles.append(Line2D([], [], ls="", marker="x", color="black", label="diverged or stopped early (left edge: no value)"))
+        handles.append(Line2D([], [], ls="", marker="x", color="black",
+                              label="diverged or stopped early (left edge: no value)"))
     fig.suptitle(f"{study}: {name}" + (f" ({note})" if note else ""), fontsize="medium")
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize="small",
                frameon=False)
