@@ -81,6 +81,7 @@ METRICS: Registry[Metric] = Registry("metric", {
     "val_loss": Metric(**_LOSS),
     "wall_time_s": Metric(False, "seconds", 0.5),
     "epochs": Metric(None, "epochs"),
+    "train_examples": Metric(None, "images", procedures=("fit", "overfit", "lr_find")),
     "diverged_step": Metric(None, "steps"),
     "stopped_early_epoch": Metric(None, "epochs"),
     # Under data.label_noise: on the corrupted training examples, the share of corrupted labels the net

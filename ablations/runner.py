@@ -146,7 +146,10 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     writer = _rank() == 0
     if writer:
         write_json(run_dir / "config.json", to_dict(cfg))
-    summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed, **(extra or {})}
+    # train_examples: how many images the run trained on (a report's numeric data-size axis: a config
+    # of data.train_size=None means "all", whose number only the datamodule knows).
+    summary: dict[str, Any] = {"run_id": rid, "status": "running", "seed": cfg.seed,
+                               "train_examples": len(datamodule.y_train), **(extra or {})}
     start = time.perf_counter()
     module: ImageClassifier | None = None
     trainer: L.Trainer | None = None

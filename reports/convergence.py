@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .figures import FIGURES, StudyData, shown_variants
+from .figures import FIGURES
+from .plotting import (PAGE_WIDTH_IN, StudyData, panel_titles, percent_axis, shown_variants,
+                       variant_axis)
 
 FRACTIONS = (90, 95, 99)
 TO_COLUMNS = [f"{unit}_to_{f}" for unit in ("epochs", "seconds") for f in FRACTIONS]   # add_convergence's
@@ -44,13 +46,6 @@ def gap_table(runs: pd.DataFrame, study: str) -> pd.DataFrame:
     return table.reset_index()
 
 
-def _variant_axis(ax: plt.Axes, order: list[str]) -> None:
-    """Variants down the y axis (long names and 100+ variants stay readable), first variant on top."""
-    ax.set_yticks(range(len(order)), order, fontsize="small" if len(order) < 40 else "x-small")
-    ax.set_ylim(len(order) - 0.5, -0.5)
-    ax.grid(axis="y", visible=False)
-
-
 def _height(n: int) -> float:
     return max(4.0, 0.22 * n + 1.5)
 
@@ -71,37 +66,40 @@ def time_to_accuracy(data: StudyData) -> plt.Figure | None:
     runs = data.members
     if runs.empty or runs["epochs_to_90"].isna().all():
         return None
-    order, note = shown_variants(runs)
+    order, note = shown_variants(runs, control=data.control)
     # The columns drawn only: copying the table's hundred config columns costs more than the drawing.
     runs = runs.loc[runs.variant.isin(order), ["run_id", "variant", "status", "best_val_acc", *TO_COLUMNS]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, _height(len(order))),
-                                      gridspec_kw={"width_ratios": [1, 1.2]})
-    colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
-    for i, (f, color) in enumerate(zip(FRACTIONS, colors)):
-        _seeds_and_means(left, runs, order, f"epochs_to_{f}", color, f"{f}% of best", (i - 1) * 0.22)
-    _variant_axis(left, order)
-    left.set(xlabel="epochs (count)", title=f"{data.study}: epochs to x% of the best val accuracy")
-    if note:
-        fig.suptitle(note, fontsize="medium")
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=3,
-                fontsize="small", title="target (seeds as dots, mean as a tick)")
-
     members = runs[runs.status == "completed"][["run_id", "variant"]]
     curves = data.history[data.history.run_id.isin(members.run_id) & data.history.metric.isin(["val/acc", "time_s"])]
     wide = curves.pivot_table(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
     wide = wide.merge(members, on="run_id").groupby(["variant", "epoch"], sort=False)[["time_s", "val/acc"]].mean()
     ranked = runs.groupby("variant", sort=False)["seconds_to_95"].mean().reindex(order)
     shown = [v for v in ranked.sort_values(kind="stable").index if v in wide.index.get_level_values(0)][:12]
-    palette = plt.get_cmap("tab20" if len(shown) > 10 else "tab10")
-    for i, v in enumerate(shown):
+    titles, _ = panel_titles(order)
+    # Room under the panels for the longer of the two legends (the lines' names, two columns).
+    height = _height(len(order)) + 0.22 * math.ceil((len(shown) + 1) / 2)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, height),
+                                      gridspec_kw={"width_ratios": [1, 1.1]})
+    colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(FRACTIONS)))
+    for i, (f, color) in enumerate(zip(FRACTIONS, colors)):
+        _seeds_and_means(left, runs, order, f"epochs_to_{f}", color, f"{f}% of best", (i - 1) * 0.22)
+    variant_axis(left, order, data.control)
+    left.set(xlabel="epochs", title="epochs to x% of the best val accuracy")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=3,
+                fontsize="small", title="target (seeds as dots, mean as a tick)", title_fontsize="small")
+    for v in shown:   # the study's colour of each variant, as in its other figures
         curve = wide.loc[v]
-        right.plot(curve["time_s"], curve["val/acc"], color=palette(i), lw=1.5, label=v)
+        right.plot(curve["time_s"], curve["val/acc"], color=data.colors[v], lw=1.5, label=titles[order.index(v)])
     best = float(data.members.best_val_acc.max())   # the study's best, shown or not
     if not math.isnan(best):
-        right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of best")
+        right.axhline(0.95 * best, color="grey", ls=":", lw=1, label="95% of the best")
     right.set(xlabel="wall-clock time (s)", ylabel="val accuracy (mean over seeds)",
-              title=f"{data.study}: val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if len(shown) == 12 < len(order) else ""))
-    right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+              title="val accuracy vs time" + (f" ({len(shown)} fastest to 95%)" if 12 == len(shown) < len(order)
+                                              else ""))
+    percent_axis(right.yaxis)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), ncol=2,
+                 fontsize="small")
+    fig.suptitle(f"{data.study}: time to accuracy" + (f" ({note})" if note else ""), fontsize="medium")
     fig.tight_layout()
     return fig
 
@@ -115,20 +113,22 @@ def generalization_gap(data: StudyData) -> plt.Figure | None:
                          "loss_gap": members.val_loss - members.train_loss})
     if runs.acc_gap.isna().all():
         return None
-    order, note = shown_variants(runs)
+    order, note = shown_variants(runs, control=data.control)
     runs = runs[runs.variant.isin(order)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, _height(len(order))), sharey=True)
-    for ax, column, label, color in [(axes[0], "acc_gap", "train acc - val acc (fraction)", "tab:blue"),
-                                     (axes[1], "loss_gap", "val loss - train loss (cross-entropy, nats)",
-                                      "tab:red")]:
-        _seeds_and_means(ax, runs, order, column, color, "mean over seeds")
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_IN, _height(len(order))), sharey=True)
+    runs = runs.assign(acc_gap=runs.acc_gap * 100)   # percentage points, as the other accuracy figures
+    for ax, column, label, color in [(axes[0], "acc_gap", "train acc - val acc (percentage points)", "tab:blue"),
+                                     (axes[1], "loss_gap", "val loss - train loss (nats)", "tab:red")]:
+        _seeds_and_means(ax, runs, order, column, color, "mean over seeds (dots: seeds)")
         ax.axvline(0, color="grey", lw=1)
-        ax.set(xlabel=label, title=f"{data.study}: {column.replace('_', ' ')} (> 0: overfitting)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / _height(len(order))), fontsize="small")
-    _variant_axis(axes[0], order)
-    if note:
-        fig.suptitle(note, fontsize="medium")
+        ax.set(xlabel=label, title=f"{column.replace('_', ' ')} (> 0: overfitting)")
+        ax.grid(axis="y", visible=False)
+    variant_axis(axes[0], order, data.control)
+    fig.suptitle(f"{data.study}: generalization gap at the last epoch" + (f" ({note})" if note else ""),
+                 fontsize="medium")
     fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize="small",
+               frameon=False)
     return fig
 
 

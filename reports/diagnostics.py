@@ -13,17 +13,21 @@ from functools import lru_cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from ablations.results import DONE
 
-from .figures import FIGURES, StudyData
+from .figures import FIGURES
+from .plotting import PAGE_WIDTH_IN, StudyData
 
 MAX_VARIANTS = 12
 MAX_LAYERS = 6           # histogram columns: evenly spaced by depth, first and last included
 RULE_OF_THUMB = 1e-3     # the lecture's update/weight ratio
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
 
 def _stamp(path: Path) -> int | None:
@@ -92,7 +96,7 @@ def _members(data: StudyData) -> pd.DataFrame:
 def activation_histograms(data: StudyData) -> plt.Figure | None:
     """The lecture's per-layer activation histograms: rows = variants (lowest seed), cols = layers;
     filled at step 0, outlined at the end of training; each panel notes the step-0 std."""
-    members = _members(data).sort_values("seed")
+    members = _members(data).sort_values("seed", kind="stable")   # stable: variants stay in study order
     model = [c for c in members.columns if c.startswith("config.model.")]
     if len(members[model].astype(str).drop_duplicates()) < 2:
         return None   # the study varies only training (optimizer, rates): every variant starts alike
@@ -108,7 +112,7 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
     cols = max(len(firsts[v][0]["layers"]) for v in variants)
     picks = sorted({round(i) for i in np.linspace(0, cols - 1, min(cols, MAX_LAYERS))})
     fig, axes = plt.subplots(len(variants), len(picks), squeeze=False,
-                             figsize=(2.2 * len(picks) + 1.5, 1.3 * len(variants) + 1))
+                             figsize=(PAGE_WIDTH_IN, 0.95 * len(variants) + 1.2))
     for r, variant in enumerate(variants):
         snapshots = firsts[variant]
         for c, index in enumerate(picks):
@@ -117,15 +121,19 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
                 if index < len(snap["layers"]) and (snap is snapshots[0] or len(snapshots) > 1):
                     layer = snap["layers"][index]
                     counts = np.asarray(layer["counts"], float)
-                    ax.stairs(counts / max(counts.sum(), 1), layer["edges"], color="C0", **style)
-            if index < len(snapshots[0]["layers"]):
+                    ax.stairs(counts / max(counts.sum(), 1), layer["edges"], color=data.colors[variant], **style)
+            if r == 0:   # a column is one layer index in every row
                 ax.set_title(f"layer {index + 1}", fontsize="small")
-            ax.tick_params(labelsize="x-small")
+            if index >= len(snapshots[0]["layers"]):   # a shallower network: no such layer
+                ax.set_axis_off()
+            ax.tick_params(labelsize="x-small", pad=1)
+            ax.xaxis.set_major_formatter(PLAIN)   # no "1e7" offset text over the next row
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(variant.replace(",", "\n"), fontsize="x-small", rotation=0, ha="right", va="center")
-    fig.suptitle(f"{data.study}: activations per layer (filled: step 0, outline: end of training)")
-    fig.tight_layout()
+    fig.suptitle(f"{data.study}: activations per layer (filled: step 0, outline: end of training)",
+                 fontsize="medium")
+    fig.tight_layout(h_pad=0.4)
     return fig
 
 
@@ -146,17 +154,21 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     part = part[part.position != ""]
     part["ratio"] = part.metric.map(kinds)
     order = [v for v in dict.fromkeys(data.members.variant) if v in set(part.variant)]
+    # Markers: a run with a single diagnostics step (a 10-image training set) is a point, not a line.
     grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
-                       errorbar=None, hue_order=order,
+                       marker="o", markersize=3, markeredgewidth=0,
+                       errorbar=None, hue_order=order, palette=data.colors, legend=False,
                        col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
                        row_order=[kinds[k] for k in kinds if kinds[k] in set(part.ratio)],
-                       height=3.2, aspect=1.2, facet_kws={"sharey": True})
+                       height=2.6, aspect=1.3, facet_kws={"sharey": True})
     grid.set(yscale="log")
     for ax in grid.axes.flat:
         ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
-    grid.set_titles("{row_name}, {col_name}")
+    grid.set_titles("{row_name}, {col_name}", size="small")
     grid.set_axis_labels("epoch", "ratio")
-    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02)
+    _legend_below(grid, order, data.colors)
+    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02,
+                         fontsize="medium")
     return grid.figure
 
 
@@ -173,14 +185,25 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
     per_step["panel"] = per_step.metric.map(labels)
     order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
-    grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, col="panel", kind="line",
-                       errorbar=None, height=3.8, aspect=1.3,
+    grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, palette=data.colors,
+                       legend=False, col="panel", kind="line", marker="o", markersize=3, markeredgewidth=0,
+                       errorbar=None, height=3.4, aspect=1.3,
                        col_order=[labels[m] for m in labels if m in set(per_step.metric)])
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "fraction, mean over layers")
-    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03)
+    _legend_below(grid, order, data.colors)
+    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03, fontsize="medium")
     return grid.figure
+
+
+def _legend_below(grid: sns.FacetGrid, order: list[str], colors: dict) -> None:
+    """Variants under the panels, in columns (a legend at the side made the figure 1,600 px wide);
+    drawn here, as seaborn's widens the figure for its legend."""
+    grid.tight_layout()
+    ncol = max(1, min(4, 110 // (max(map(len, order)) + 4)))
+    grid.figure.legend(handles=[Line2D([], [], color=colors[v], lw=2, label=v) for v in order], loc="upper center",
+                       bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small", frameon=False)
 
 
 FIGURES.add("activation_hist", activation_histograms)

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 
 from ablations.results import Registry
 
-from .figures import FIGURES, StudyData
+from .figures import FIGURES
+from .plotting import PAGE_WIDTH_IN, StudyData, panel_titles, percent_axis, shown_variants
 from .stats import Interval, paired_t, t_interval
 from .tables import TABLES
 from .stats import UNDECIDED
@@ -149,21 +151,43 @@ def ensemble_table(data: StudyData) -> pd.DataFrame | None:
 
 
 def ensemble_figure(data: StudyData) -> plt.Figure | None:
-    """Test accuracy of the single model and of the ensemble, per variant and kind of ensemble."""
-    table = ensemble_table(data)
-    if table is None:
+    """Per variant and kind of ensemble, one row: test accuracy of the single model and of the ensemble
+    (left), and the ensemble's gain with its 95% interval over the test examples (right).  Rows run down
+    the page, so a search with dozens of variants stays as wide as the report."""
+    order, note = shown_variants(data.members, control=data.control)
+    records = ensemble_results(data, order)
+    if not records:
         return None
-    labels = [f"{v}\n{k}, {n} models" for v, k, n in zip(table.variant, table.kind, table.n_models)]
-    x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(table) + 2), 4.5))
-    ax.scatter(x - 0.1, table.test_single_acc, marker="o", label="single model (mean / last snapshot)")
-    ax.scatter(x + 0.1, table.test_ensemble_acc, marker="D", label="ensemble (averaged softmax)")
-    for xi, a, b in zip(x, table.test_single_acc, table.test_ensemble_acc):
-        ax.plot([xi - 0.1, xi + 0.1], [a, b], color="grey", lw=1)
-        ax.annotate(f"{b - a:+.3f}", (xi + 0.12, b), fontsize="small")
-    ax.set_xticks(x, labels, fontsize="small")
-    ax.set(ylabel="test accuracy", title=f"{data.study}: ensembles vs single models")
-    ax.legend(loc="lower right", fontsize="small")
+    names, keys = panel_titles([r["variant"] for r in records])
+    labels = [f"{name} ({r['kind']}, {r['n_models']} models)" for name, r in zip(names, records)]
+    y = np.arange(len(records))
+    fig, (left, right) = plt.subplots(1, 2, sharey=True, figsize=(PAGE_WIDTH_IN, 0.3 * len(records) + 1.9),
+                                      gridspec_kw={"width_ratios": [1.2, 1]})
+    colors = [data.colors.get(r["variant"], "black") for r in records]
+    single = np.array([r["test_single_acc"] for r in records])
+    together = np.array([r["test_ensemble_acc"] for r in records])
+    left.hlines(y, single, together, color="0.6", lw=1.5)
+    left.scatter(single, y, marker="o", facecolors="white", edgecolors=colors, s=36, zorder=3)
+    left.scatter(together, y, marker="D", c=colors, s=36, zorder=3)
+    left.set(xlabel="test accuracy (%)", title="test accuracy", ylabel="" if keys == "variant" else keys)
+    percent_axis(left.xaxis, "test_acc")
+    gains = [r["test_interval"] for r in records]
+    means = np.array([g.mean for g in gains]) * 100
+    right.hlines(y, [g.low * 100 for g in gains], [g.high * 100 for g in gains], colors=colors, lw=2.5)
+    right.scatter(means, y, marker="D", c=colors, s=36, zorder=3)
+    right.axvline(0, color="black", lw=0.8)
+    n = len(records[0]["test_gain_per_example"])
+    right.set(xlabel="gain (percentage points)", title=f"gain: 95% CI, paired t over {n} test images")
+    left.set_yticks(y, labels, fontsize="small")
+    left.set_ylim(len(records) - 0.5, -0.5)
+    for ax in (left, right):
+        ax.grid(axis="y", visible=False)
+    handles = [Line2D([], [], ls="", marker="o", mfc="white", mec="grey",
+                      label="single model (mean of the runs / last snapshot)"),
+               Line2D([], [], ls="", marker="D", color="grey", label="ensemble (averaged softmax)")]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+               fontsize="small", frameon=False)
+    fig.suptitle(f"{data.study}: ensembles vs single models" + (f" ({note})" if note else ""), fontsize="medium")
     fig.tight_layout()
     return fig
 

@@ -30,6 +30,10 @@ def test_building_a_report_loads_no_torch(grid, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(grid), str(tmp_path / "report")], cwd=ROOT,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "report" / "index.html").exists()
+    # Every figure stays legible at the report's width (~1,100 px): none is drawn wider than 1,800 px.
+    from PIL import Image
+    widths = {p.name: Image.open(p).size[0] for p in (tmp_path / "report").glob("*.png")}
+    assert len(widths) >= 8 and max(widths.values()) <= 1800, widths
 
 
 @pytest.fixture(scope="module")

@@ -216,7 +216,7 @@ def test_search_figures_draw_only_where_they_apply():
     from reports.figures import FIGURES, StudyData
 
     runs = _best_of_runs([0.95, 0.96], [0.93, 0.96]).assign(study="s")
-    runs["config.optim.lr"] = [1e-3, 1e-2, 1e-1] * 4
+    runs["config.optim.lr"] = [1e-3, 1e-2, 1e-1] * (len(runs) // 3)   # one lr per trial of each group and seed
     history = pd.DataFrame(columns=["run_id", "epoch", "metric", "value"])
     searched = StudyData("s", runs, history, {"mode": "grid_vs_random", "tuned": ["optim.lr"]})
     plain = StudyData("s", runs, history, {"mode": "grid", "tuned": []})

@@ -274,17 +274,3 @@ def test_pretrained_features_beat_scratch_with_ten_target_images(tmp_path):
                   for s in range(3)] for mode in ("scratch", "linear")}
     assert np.mean(acc["linear"]) > np.mean(acc["scratch"]) + 0.02, acc
 
-
-def test_the_data_size_figure_draws_one_line_per_mode_and_skips_other_studies():
-    import pandas as pd
-    from reports.build import FIGURES, StudyData   # as the report sees them, every figure module imported
-    rows = [{"study": "transfer", "run_id": f"{m}{n}{s}", "variant": f"mode={m},train_size={n}", "seed": s,
-             "axis.transfer.mode": m, "axis.data.train_size": n, "test_acc": 0.5 + 0.1 * s}
-            for m in ("scratch", "linear") for n in ("10", "full") for s in range(2)]
-    runs = pd.DataFrame(rows)
-    fig = FIGURES.get("accuracy_by_data_size")(StudyData("transfer", runs, pd.DataFrame()))
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["scratch", "linear"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "full"]
-    other = runs.rename(columns={"axis.transfer.mode": "axis.optim.lr"})
-    assert FIGURES.get("accuracy_by_data_size")(StudyData("transfer", other, pd.DataFrame())) is None
