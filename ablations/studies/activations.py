@@ -13,7 +13,8 @@ Verdict: supported if ReLU's area under the val-loss curve is below sigmoid's an
 Holm over the two).  Smallest effect 0.09 nats x epochs: the val-loss default, 0.01 nats, at each of
 the 9 epoch intervals of the study's 10 epochs.
 Run:   python run_all.py --study activations        # 10 variants (the baseline is ReLU) x seeds
-Time:  digits about 1 min; fashion_mnist about 5 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1 min; fashion_mnist about 3 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

@@ -17,7 +17,8 @@ augmentations like the others; on the 8x8 digits they change the meaning of most
 contrast.
 Verdict: supported if random crops (small translations) beat no augmentation on final val accuracy.
 Run:   python run_all.py --study augmentation       # 9 variants x seeds
-Time:  digits about 2 min; fashion_mnist about 3 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 2 min; fashion_mnist about 5.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

@@ -15,7 +15,8 @@ Verdict: supported if, on every seed, the lr_find curve is flat over its first d
 2x its minimum, the overfit run reaches train loss < 0.05, the 100-example run is advised to
 regularize and the 2-unit net to grow.
 Run:   python run_all.py --study babysitting        # 5 variants x seeds
-Time:  digits about 75 s; fashion_mnist about 1 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 75 s; fashion_mnist about 0.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..procedures import OVERFITTING, UNDERFITTING
 from ..rules import AllOf, Holds, LrRange

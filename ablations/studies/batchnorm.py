@@ -15,7 +15,8 @@ nats x epochs: the val-loss default, 0.01 nats, at each of the 14 epoch interval
 epochs.  The other cells show speed at a good init (epochs_to_95 in runs.csv) and the spread across
 initializers.
 Run:   python run_all.py --study batchnorm          # 2 norms x 4 inits = 8 variants x seeds
-Time:  digits about 2 min; fashion_mnist about 1.5 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 2 min; fashion_mnist about 1 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

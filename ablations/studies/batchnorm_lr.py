@@ -13,7 +13,8 @@ turns non-finite at the top rate, its runs have no accuracy, the comparison fall
 sign test, and that needs 6 seeds to reach p < 0.05 (5 of 5 wins gives 0.0625).
 Verdict: supported if at the largest rate the batch-norm net beats the plain one on final val accuracy.
 Run:   python run_all.py --study batchnorm_lr       # 2 norms x 4 rates = 8 variants x seeds
-Time:  digits about 1 min; fashion_mnist about 2 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1 min; fashion_mnist about 1.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

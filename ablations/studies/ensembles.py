@@ -17,7 +17,8 @@ holds every ensemble, the stats table holds EMA/SWA against the baseline.
 Verdict: supported if the ensemble of the baseline's seeds beats their mean test accuracy (paired over
 test examples, smallest effect half a point).
 Run:   python run_all.py --study ensembles          # 5 variants x seeds
-Time:  digits about 1.3 min; fashion_mnist about 1 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1.3 min; fashion_mnist about 1 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Bundle, EnsembleGain, Study
 

@@ -21,8 +21,8 @@ report draws the per-layer activation histograms, update/weight ratios and dead-
 Seeds: 5 where a preset takes the study's own: Holm over the rule's 9 comparisons asks p < 0.0056 of
 the strongest, which a paired t over 3 seeds (2 degrees of freedom) reaches only at t > 13.
 Run:   python run_all.py --study init_depth         # 5 inits x 2 activations x 2 depths = 20 variants x seeds
-Time:  digits about 2 min plus about 1 min for the report's figures; fashion_mnist about 4 min with 2
-       workers (benchmarks/preset_budget.py)
+Time:  digits about 2 min plus about 1 min for the report's figures; fashion_mnist about 4 min of
+       training with 2 workers (benchmarks/preset_budget.py)
 """
 from ..rules import AllOf
 from ..study import Better, Study

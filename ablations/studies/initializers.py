@@ -11,7 +11,8 @@ lr 0.05, batch 128, 10,000 training images, 10 epochs; digits preset (smoke): th
 Verdict: supported if He (kaiming_normal) init beats zeros and small_normal on final val accuracy
 (paired t, Holm over the two).
 Run:   python run_all.py --study initializers       # 10 variants (the baseline is He) x seeds
-Time:  digits about 1 min; fashion_mnist about 2 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1 min; fashion_mnist about 1.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

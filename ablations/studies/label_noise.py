@@ -6,9 +6,9 @@ be memorized rather than learned.  The mixup paper (Zhang et al. 2018, section "
 corrupted labels") trains on convex combinations of example pairs and their labels and reports that
 this memorizes far fewer corrupted labels and loses less test accuracy to them than ERM; the stronger
 the interpolation (larger alpha), the less memorization.
-Paper setting: Zhang et al. 2018: CIFAR-10 with 20/50/80% of the training labels replaced at random, PreAct ResNet-18
-(11M parameters for 50k images), 200 epochs, lr 0.1 divided by 10 at epochs 100 and 150, weight decay
-1e-4, mixup alpha in {1, 2, 8, 32}.
+Paper setting: Zhang et al. 2018: CIFAR-10 with 20/50/80% of the training labels replaced at random,
+PreAct ResNet-18 (11M parameters for 50k images), 200 epochs, lr 0.1 divided by 10 at epochs 100 and
+150, weight decay 1e-4, mixup alpha in {1, 2, 8, 32}.
 Scaled down: 1,000 training images, a 2x512 MLP (670k parameters on Fashion-MNIST's 784 inputs, 300k
 on digits' 64: enough to memorize them), batch 64, the baseline's lr 0.05 with the same step decay at 50% and 75% of
 training, weight decay 1e-4, mixup alpha 8, and 0/20/40% of the training labels replaced by another
@@ -22,8 +22,8 @@ noise (paired t over seeds, Holm over the three).
 Seeds: 5 where a preset takes the study's own: the interaction is a difference of differences, the
 noisiest comparison here, and Holm over three asks p < 0.0167 of the strongest.
 Run:   python run_all.py --study label_noise        # 2 trainings x 3 noise levels = 6 variants x seeds
-Time:  digits about 4 min (load ~11, so pessimistic); fashion_mnist about 3 min with 2 workers
-       (benchmarks/preset_budget.py)
+Time:  digits about 4 min (load ~11, so pessimistic); fashion_mnist about 2.5 min of training with 2
+       workers (benchmarks/preset_budget.py)
 """
 from ..rules import AllOf
 from ..study import Better, Bundle, Interaction, Study

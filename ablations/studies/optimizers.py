@@ -18,7 +18,8 @@ Verdict: (stage 2) supported if SGD+momentum has a smaller area under the val-lo
 SGD, paired over seeds.  Smallest effect 0.19 nats x epochs: the val-loss default, 0.01 nats, at each
 of the 19 epoch intervals of stage 2's 20 epochs.
 Run:   python run_all.py --study optimizers    # 8 x 6 rates x 1 seed, then 8 x seeds
-Time:  digits about 1.5 min; fashion_mnist about 3 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1.5 min; fashion_mnist about 3.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 import pandas as pd
 

@@ -12,7 +12,8 @@ Verdict: supported if standardized inputs (zero mean, unit variance per pixel, t
 a smaller area under the val-loss curve than raw pixels (paired t).  Smallest effect 0.09 nats x
 epochs: the val-loss default, 0.01 nats, at each of the 9 epoch intervals of the study's 10 epochs.
 Run:   python run_all.py --study preprocessing      # 6 variants x seeds
-Time:  digits about 1-2 min; fashion_mnist about 1 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1-2 min; fashion_mnist about 0.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Study
 

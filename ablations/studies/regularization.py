@@ -25,7 +25,8 @@ minus the final val accuracy (`gap` in runs.csv and the stats table).
 Verdict: supported if the unregularized baseline's gap is larger than L2's, dropout's and mixup's
 (paired t, Holm over the three).
 Run:   python run_all.py --study regularization     # 12 variants x seeds
-Time:  digits about 3 min; fashion_mnist about 6 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 3 min; fashion_mnist about 4.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Bundle, Study
 

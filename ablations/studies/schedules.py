@@ -12,7 +12,8 @@ momentum 0.9 an effective step of 1.0, high enough that a constant rate keeps bo
 Verdict: supported if cosine decay gains more final val accuracy over a constant rate for SGD+momentum
 than it gains for Adam (per-seed difference of differences, paired t).
 Run:   python run_all.py --study schedules          # 2 optimizers x 6 schedules = 12 variants x seeds
-Time:  digits about 3 min; fashion_mnist about 3 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 3 min; fashion_mnist about 2 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Bundle, Interaction, Study
 

@@ -20,7 +20,8 @@ the verdict does not report on the data that chose it); supported if random's pi
 (paired t-test over seeds), no practical difference if the interval lies within half a point.
 The control for the stats table is the grid cell nearest the baseline recipe (lr 0.046, wd 4.6e-4).
 Run:   python run_all.py --study search        # 32 + 8 trials x seeds (stage 1, then stage 2)
-Time:  digits about 2.5 min; fashion_mnist about 4 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 2.5 min; fashion_mnist about 2 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 import pandas as pd
 

@@ -11,12 +11,12 @@ Scaled down: the source is a one-hidden-layer, 512-unit ReLU MLP (the baseline r
 trained on classes 0-4, once, cached in results/checkpoints/; the target is classes 5-9 with 10, 25
 or all training images (fashion_mnist: ~27,000 sandals, shirts, sneakers, bags and ankle boots, the
 source trained on T-shirts, trousers, pullovers, dresses and coats for 10 epochs; digits: ~650, the
-source 20 epochs), for every `transfer.mode`: scratch, linear (frozen body, new head), finetune_top (with one
-hidden layer the top layer is the whole body, at the full rate) and finetune_all (body at 0.1x the
-head's rate).  The 10- and 25-image sets are one mini-batch each, so they train for 50 epochs (50
-steps; at the preset's epochs they would take 10-20 steps in all); the full set for the preset's
-epochs (fashion_mnist 10, digits 20).  Deeper source MLPs transfer worse on digits: their top features collapse onto the five source
-classes, and raw 8x8 pixels are already good features.
+source 20 epochs), for every `transfer.mode`: scratch, linear (frozen body, new head), finetune_top
+(with one hidden layer the top layer is the whole body, at the full rate) and finetune_all (body at
+0.1x the head's rate).  The 10- and 25-image sets are one mini-batch each, so they train for 50 epochs
+(50 steps; at the preset's epochs they would take 10-20 steps in all); the full set for the preset's
+epochs (fashion_mnist 10, digits 20).  Deeper source MLPs transfer worse on digits: their top features
+collapse onto the five source classes, and raw 8x8 pixels are already good features.
 Verdict: supported if, with 10 target images, the linear classifier on the pretrained body beats
 scratch on test accuracy (paired by seed).  Fine-tuning versus a linear classifier at full size is in
 the table and figure, not the verdict.
@@ -24,7 +24,8 @@ ImageNet weights: on colour images add --dataset cifar10 --set model.network=tv_
 --set transfer.source=imagenet_resnet18 (the weights are read from the torch hub cache, never
 downloaded); without them the plan warns and uses the in-suite source instead.
 Run:   python run_all.py --study transfer           # 4 modes x 3 sizes = 12 variants x seeds + 1 source
-Time:  digits about 1 min; fashion_mnist about 2 min with 2 workers (benchmarks/preset_budget.py)
+Time:  digits about 1 min; fashion_mnist about 2 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..study import Better, Bundle, Study
 
