@@ -8,18 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import run_all
 from ablations import ledger
 from ablations.grid import plan
-from ablations.results import METRICS
-from ablations.rules import AllOf
 from ablations.studies import STUDIES
 from ablations.study import Bundle, LogUniform, Study
 from lit_modules import ConfigError, ImageClassifier
-from lit_modules.config_tools import flat_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "--seeds", "1", "--wandb-mode", "disabled"]
@@ -66,28 +62,6 @@ def test_every_study_file_states_the_setting_it_scales_down(name):
         assert part in doc, f"{name}: no {part!r} in its docstring"
     setting = doc[doc.index("Paper setting:"):doc.index("Scaled down:")]
     assert re.search(r"\b(19|20)\d\d\b", setting) or "lecture" in setting, setting
-
-
-def _stages(study):
-    """The study and, for a staged one, its next stage derived from a stand-in table of its trials."""
-    if study.then is None:
-        return [study]
-    rows = [{**flat_dict(r.cfg), "variant": t.variant, "seed": t.seed, "final_val_acc": 0.5}
-            for r in plan([study], seeds=1) for t in r.trials]
-    return [study, study.then(pd.DataFrame(rows))]
-
-
-@pytest.mark.parametrize("name", STUDIES.names())
-def test_a_val_loss_area_verdict_fixes_its_epochs_and_scales_its_smallest_effect(name):
-    """val_loss_auc adds up the val loss over the epoch intervals, so a rule on it sets its smallest
-    effect for the epochs its study fixes on every preset: the val-loss default at each interval."""
-    loss_default = METRICS.get("val_loss").smallest_effect
-    for study in _stages(STUDIES.get(name)):
-        rules = study.verdict.rules if isinstance(study.verdict, AllOf) else (study.verdict,)
-        for rule in (r for r in rules if getattr(r, "metric", None) == "val_loss_auc"):
-            epochs = study.base.get("trainer.max_epochs")
-            assert epochs, f"{study.name}: a val_loss_auc verdict needs the study to fix its epochs"
-            assert rule.delta == pytest.approx(loss_default * (epochs - 1)), study.name
 
 
 def test_expansion_modes_count_and_label_their_variants():

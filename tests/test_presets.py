@@ -6,6 +6,8 @@ import pytest
 
 from ablations.grid import plan
 from ablations.presets import PRESETS, Preset
+from ablations.results import METRICS
+from ablations.rules import AllOf
 from ablations.studies import STUDIES
 from ablations.study import Study
 from lit_modules import ConfigError
@@ -46,6 +48,23 @@ def test_fashion_mnist_sizes_every_study_and_stage_without_a_key_it_varies(name)
     assert {r.cfg.data.name for _, r in runs} == {"fashion_mnist"}
     # Each study's own seed count (3 unless its file says why more): fashion_mnist sets none.
     assert {r.cfg.seed for stage, r in runs if stage == name} == set(range(study.seeds))
+
+
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_a_val_loss_area_verdict_fixes_its_epochs_and_scales_its_smallest_effect(name):
+    """val_loss_auc adds up the val loss over the epoch intervals, so a rule on it sets its smallest
+    effect for the epochs its study fixes on every preset: the val-loss default at each interval."""
+    loss_default = METRICS.get("val_loss").smallest_effect
+    study = STUDIES.get(name)
+    follow = _budget().stage_two(study, plan([study], seeds=1))
+    for stage in [study, *([follow] if follow else [])]:
+        rules = stage.verdict.rules if isinstance(stage.verdict, AllOf) else (stage.verdict,)
+        for rule in (r for r in rules if getattr(r, "metric", None) == "val_loss_auc"):
+            epochs = stage.base.get("trainer.max_epochs")
+            assert epochs, f"{stage.name}: a val_loss_auc verdict needs the study to fix its epochs"
+            assert rule.delta == pytest.approx(loss_default * (epochs - 1)), stage.name
+            for preset in PRESETS.names():   # no preset moves them
+                assert "trainer.max_epochs" not in PRESETS.get(preset).per_study.get(stage.name, {})
 
 
 def test_budget_groups_runs_by_cost_and_counts_the_second_stages():
