@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lit_modules import ConfigError
 
+from .preflight import check_results_dir, check_runs
 from .runner import resolve, train
 
 
@@ -36,6 +37,18 @@ def _ddp_logger(cfg, results_dir: str):
                        name=spec["name"], tags=spec["tags"], studies=spec["studies"])
 
 
+def _read_config(path: str) -> dict:
+    try:
+        config = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:   # not UTF-8, not JSON
+        raise ConfigError(f"--config {path}: not a JSON config ({e})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config keys, got {type(config).__name__}")
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations", description="Train and test one run.")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -44,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default="results", help="where runs/<run_id>/ is written")
     args = parser.parse_args(argv)
     try:
-        base = resolve(json.loads(Path(args.config).read_text())) if args.config else None
+        base = resolve(_read_config(args.config)) if args.config else None
         cfg = resolve(parse_sets(args.sets), base)
+        if int(os.environ.get("RANK", "0")) == 0:
+            check_results_dir(args.results_dir)
+        check_runs([cfg])
         logger, summary = _ddp_logger(cfg, args.results_dir), None
         try:
             summary = train(cfg, args.results_dir, loggers=[logger] if logger else [])

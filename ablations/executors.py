@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import gc
 import json
 import multiprocessing as mp
 import os
+import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,7 +24,8 @@ from lit_modules import Registry
 
 from . import ledger
 from .config import RunConfig
-from .results import write_summary
+from .pool import STOP, RunInterrupted, run_pool
+from .storage import disk_full
 
 
 WANDB_ENV = "ABLATIONS_WANDB"   # W&B settings for the rank-0 process of a DDP run (see __main__)
@@ -50,12 +49,32 @@ class Job:
 # handed back to the collector before the interpreter shuts down (a no-op when nothing was frozen).
 atexit.register(gc.unfreeze)
 
+PAUSE_ENV = "ABLATIONS_TEST_PAUSE"
+
+
+def _pause_point(name: str, run_id: str) -> None:
+    """Fault-injection tests stop a worker at a chosen moment to kill or interrupt it there:
+    ABLATIONS_TEST_PAUSE=<point>:<run_id>:<file>[,...] makes the first process that reaches <point>
+    of run <run_id> write its pid to <file> and wait.  Points: "locked", "summary-written"."""
+    for spec in os.environ.get(PAUSE_ENV, "").split(","):
+        point, rid, marker = (spec.split(":", 2) + ["", ""])[:3]
+        if (point, rid) != (name, run_id) or not marker:
+            continue
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return                               # paused once already: a retry goes through
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        while True:
+            time.sleep(0.05)
+
 
 def execute(job: Job) -> dict[str, Any]:
-    """Train one run unless the ledger says it is done; never raises (failures become summaries)."""
-    from .runner import train
-    from .tracking import finish, make_logger
+    """Train one run unless the ledger says it is done; never raises (failures become summaries).
 
+    Besides the run's own outcomes it returns `busy` (a live process elsewhere holds the run; `holder`
+    says which), `no_space` (the disk is full: nothing was recorded or charged) and `interrupted`."""
     # A run leaves reference cycles (trainer <-> module <-> datamodule) holding its tensors, and the
     # collector gets to them only every few dozen runs: a Fashion-MNIST worker grew ~400 MB a run until
     # the OOM killer took it.  So the previous run is collected before this one loads its data (here,
@@ -68,38 +87,53 @@ def execute(job: Job) -> dict[str, Any]:
     if done is not None:
         return {**done, "skipped": True}
     directory = ledger.run_dir(job.results_dir, job.run_id)
-    with ledger.RunLock(directory) as got:
-        if not got:
-            return {"run_id": job.run_id, "status": "busy", "skipped": True}
-        ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
-        logger, summary = None, None
-        try:
-            attempt = ledger.attempts(job.results_dir, job.run_id) + 1
-            if job.cfg.trainer.devices > 1:
-                # DDP ranks run in a torchrun child: rank 0 there makes the logger from these settings.
-                os.environ[WANDB_ENV] = json.dumps({"tracking": dataclasses.asdict(job.tracking), "group": job.group,
-                                                    "name": job.name, "tags": job.tags, "studies": job.studies})
-            else:
-                logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg, group=job.group,
-                                     name=job.name, tags=job.tags, studies=job.studies)
-            summary = train(job.cfg, job.results_dir, loggers=[logger] if logger else [],
-                            extra={"attempt": attempt})
-        except Exception as exc:  # a config or data error inside a worker: report, keep the grid going
-            summary = {"run_id": job.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                       "traceback": traceback.format_exc()}
-        finally:
-            os.environ.pop(WANDB_ENV, None)
-            finish(logger, summary)
+    lock = ledger.RunLock(directory)
+    try:
+        with lock as got:
+            if not got:
+                return {"run_id": job.run_id, "status": "busy", "skipped": True, "holder": lock.holder}
+            done = ledger.finished(job.results_dir, job.run_id, job.code_version)   # finished meanwhile
+            if done is not None:
+                return {**done, "skipped": True}
+            try:
+                ledger.clear_partial_writes(directory)   # a killed attempt's half-written temp files
+                _pause_point("locked", job.run_id)
+                summary = _train(job)
+            except RunInterrupted:   # Ctrl-C or SIGTERM: recorded as such, never as an attempt
+                summary = ledger.record_interrupted(job.results_dir, job.run_id, job.cfg.seed)
+    except OSError as exc:   # the lock's own files, or a full disk during the run
+        status = "no_space" if disk_full(exc) else "failed"
+        return {"run_id": job.run_id, "status": status, "error": f"{type(exc).__name__}: {exc}"}
     summary.pop("traceback", None)  # stays in summary.json; the parent only needs the outcome
     return summary
 
 
-def _init_worker(threads: int, slots, gpus: int) -> None:
-    """Runs once in each worker: its share of the CPU threads, and its GPU when there are GPUs."""
-    torch.set_num_threads(threads)
-    slot = slots.get()
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+def _train(job: Job) -> dict[str, Any]:
+    """Train a run whose lock this process holds."""
+    from .runner import train
+    from .tracking import finish, make_logger
+    logger, summary = None, None
+    try:
+        attempt = ledger.attempts(job.results_dir, job.run_id) + 1
+        if job.cfg.trainer.devices > 1:
+            # DDP ranks run in a torchrun child: rank 0 there makes the logger from these settings.
+            os.environ[WANDB_ENV] = json.dumps({"tracking": dataclasses.asdict(job.tracking), "group": job.group,
+                                                "name": job.name, "tags": job.tags, "studies": job.studies})
+        else:
+            logger = make_logger(job.tracking, Path(job.results_dir), job.run_id, job.cfg, group=job.group,
+                                 name=job.name, tags=job.tags, studies=job.studies)
+        summary = train(job.cfg, job.results_dir, loggers=[logger] if logger else [],
+                        extra={"attempt": attempt})
+        _pause_point("summary-written", job.run_id)
+    except Exception as exc:  # a config or data error inside a worker: report, keep the grid going
+        if disk_full(exc):
+            raise
+        summary = {"run_id": job.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                   "traceback": traceback.format_exc()}
+    finally:
+        os.environ.pop(WANDB_ENV, None)
+        finish(logger, summary)
+    return summary
 
 
 def default_workers() -> int:
@@ -110,9 +144,12 @@ def default_workers() -> int:
 
 def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], *, workers: int = 1,
               address: str | None = None) -> None:
-    """`address` is for cluster executors; a local grid has none."""
+    """Train `jobs` here (one worker) or in local worker processes (ablations.pool); returns early,
+    with runs left, once pool.STOP is set.  `address` is for cluster executors; a local grid has none."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
+            if STOP.is_set():
+                return
             on_result(execute(job))
         return
     gpus = torch.cuda.device_count()
@@ -124,57 +161,8 @@ def run_local(jobs: Sequence[Job], on_result: Callable[[dict[str, Any]], None], 
     method = "spawn" if gpus else ("fork" if threads == 1 else "forkserver")
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["ablations.executors", "ablations.runner", "ablations.tracking"])
-    pool = functools.partial(_pool_round, ctx=ctx, threads=threads, gpus=gpus, on_result=on_result)
-    pending, fruitless = list(jobs), 0
-    while pending:
-        broken = pool(pending, workers)
-        # A worker was killed (out of memory, a signal) and the pool with it.  The runs that were
-        # training hold a lock no live process owns: each gets a failed attempt in its summary and,
-        # attempts left, a retry alone in a fresh worker, so a run that kills its worker cannot take
-        # others down with it again.  Runs that had not started go to a new pool.
-        suspects = [job for job in broken if ledger.take_over(ledger.run_dir(job.results_dir, job.run_id))]
-        for job in suspects:
-            outcome = _record_death(job)
-            if outcome["attempt"] < job.max_attempts:
-                if not pool([job], 1):
-                    continue              # the retry finished: on_result has had its summary
-                outcome = _record_death(job)
-            on_result(outcome)
-        pending = [job for job in broken if job not in suspects]
-        fruitless = 0 if suspects else fruitless + 1
-        if pending and fruitless == 3:   # workers die with no run to blame: stop trying
-            for job in pending:
-                on_result({"run_id": job.run_id, "status": "failed", "error": "worker processes kept dying"})
-            return
-
-
-def _pool_round(jobs: Sequence[Job], workers: int, *, ctx, threads: int, gpus: int,
-                on_result: Callable[[dict[str, Any]], None]) -> list[Job]:
-    """Run `jobs` in a pool of `workers`; returns the jobs lost to a broken pool (none normally)."""
-    slots = ctx.Queue()  # handed to each worker at its creation (no manager process needed)
-    for i in range(workers):
-        slots.put(i)
-    broken = []
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, slots, gpus)) as pool:
-        futures = {pool.submit(execute, job): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                on_result(future.result())
-            except BrokenProcessPool:
-                broken.append(futures[future])
-    return broken
-
-
-def _record_death(job: Job) -> dict[str, Any]:
-    """Write a failed attempt for a run whose worker died under it; returns that summary."""
-    ledger.take_over(ledger.run_dir(job.results_dir, job.run_id))   # the dead worker's lock
-    summary = {"run_id": job.run_id, "status": "failed", "seed": job.cfg.seed,
-               "attempt": ledger.attempts(job.results_dir, job.run_id) + 1,
-               "error": "its worker process died while training it (killed: out of memory or a signal)"}
-    write_summary(job.results_dir, summary)
-    return summary
+        ctx.set_forkserver_preload(["ablations.executors", "ablations.pool", "ablations.runner", "ablations.tracking"])
+    run_pool(jobs, on_result, execute, ctx=ctx, workers=workers, threads=threads, gpus=gpus)
 
 
 EXECUTORS: Registry[Callable[..., None]] = Registry("executor", {"local": run_local})

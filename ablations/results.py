@@ -151,7 +151,7 @@ def validate_summary(obj: Any, path: Path | str) -> dict[str, Any]:
         raise ResultsError(path, f"expected a JSON object, got {type(obj).__name__}")
     if obj.get("status") not in STATUSES:
         raise ResultsError(path, f"status {obj.get('status')!r} is not one of {', '.join(STATUSES)}")
-    for key, low in (("seed", 0), ("attempt", 1)):
+    for key, low in (("seed", 0), ("attempt", 0)):   # attempt 0: interrupted before any attempt counted
         value = obj.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ResultsError(path, f"{key} must be an integer >= {low}, got {value!r}")

@@ -28,12 +28,12 @@ from datamodules import ImageDataModule
 from lit_modules import ConfigError, ImageClassifier, OPTIMIZERS, build_averaging, config_hash, override, to_dict
 from lit_modules.diagnostics import Diagnostics
 
+from . import ledger
 from .code_version import code_version
 from .config import RunConfig, baseline
 from .predictions import prediction_callbacks
 from .procedures import PROCEDURES, Context
-from .results import write_summary
-from .storage import read_json, write_json, write_rows
+from .storage import disk_full, write_json, write_rows
 from .transfer import attach, pretrained_weights, with_available_source
 
 # A grid trains hundreds of runs: Lightning's per-run banners (GPU available, tips) drown the progress.
@@ -169,6 +169,8 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
     except ConfigError:
         raise
     except Exception as exc:  # recorded, never lost: the grid goes on and reports it
+        if disk_full(exc):    # no fault of the run: nothing is recorded, the grid stops (executors)
+            raise
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     finally:
         if module is not None:
@@ -180,7 +182,7 @@ def train(cfg: RunConfig, results_dir: str | Path, loggers: Sequence[Any] = (),
         summary.update(wall_time_s=time.perf_counter() - start, versions=versions(), code_version=code_version(),
                        device=_device_name(trainer) if trainer is not None else "unknown")
         if summary["status"] != "running" and writer:  # an interrupt (Ctrl-C, kill) leaves it unfinished
-            write_summary(results_dir, summary)
+            summary = ledger.record(run_dir, summary)   # never over a finished result
     return summary
 
 
@@ -198,14 +200,12 @@ def _launch_ddp(cfg: RunConfig, results_dir: str | Path, extra: Mapping[str, Any
            f"--nproc-per-node={cfg.trainer.devices}", "-m", "ablations",
            "--config", str(run_dir / "config.json"), "--results-dir", str(results_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    try:
-        summary = read_json(run_dir / "summary.json")
-    except FileNotFoundError:
+    summary = ledger.read_summary(results_dir, run_id(cfg))
+    if summary is None:
         summary = {"run_id": run_id(cfg), "status": "failed", "seed": cfg.seed,
                    "error": f"torchrun exited with {proc.returncode}", "traceback": proc.stderr[-4000:]}
     summary.update(extra or {})
-    write_summary(results_dir, summary)
-    return summary
+    return ledger.record(run_dir, summary)
 
 
 def run_one(overrides: Mapping[str, Any] | None = None, results_dir: str | Path = "results") -> dict[str, Any]:

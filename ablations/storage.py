@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -29,6 +30,18 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether an error (or one it was raised from) means the disk or the user's quota is full: then
+    no run is at fault, and the grid stops instead of charging runs with failures."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _json_safe(value: Any) -> Any:

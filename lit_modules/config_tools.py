@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from typing import Any, Mapping
@@ -57,13 +58,17 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 pass
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
+        if number is not None:
+            check_finite(key, number)
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -86,9 +91,16 @@ def check_choice(key: str, value: Any, registry: Registry) -> None:
         raise ConfigError(f"{key}: {e}") from None
 
 
+def check_finite(key: str, value: float) -> None:
+    """NaN passes every comparison and inf every lower bound: both are refused before any range check."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} is not a finite number; NaN and infinity are not valid settings")
+
+
 def check_range(key: str, value: float, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> None:
     """Raise unless low <= value <= high (with open ends where asked)."""
+    check_finite(key, value)
     bad = (low is not None and (value < low or (low_open and value == low))) or \
           (high is not None and (value > high or (high_open and value == high)))
     if bad:

@@ -75,7 +75,8 @@ class ActSpec:
     def gain(self) -> float:
         """Weight-std multiplier of the layers feeding this nonlinearity (kaiming_*, orthogonal): one
         principle for every entry, `variance_gain`; derived on first use, then cached."""
-        return variance_gain(self.make(), self.width_factor)
+        with torch.device("cpu"):   # a real computation even when a net is built on the meta device
+            return variance_gain(self.make(), self.width_factor)
 
 
 SATURATION_MARGIN = 0.01   # "on the asymptote": within this distance of it (tanh: |y| > 0.99, slope < 0.02)

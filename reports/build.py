@@ -133,8 +133,9 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     out = Path(out_dir) if out_dir else results / "report"
     out.mkdir(parents=True, exist_ok=True)
     runs = runs_table(results)
-    if runs.empty:
-        raise FileNotFoundError(f"no study manifests with runs under {results}; run `python run_all.py` first")
+    if runs.empty or not runs.status.isin(DONE).any():
+        found = ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items()) if len(runs) else "no runs"
+        raise FileNotFoundError(f"no finished run under {results} ({found}); run `python run_all.py` first")
     errors = runs.attrs.get("errors", [])
     history = history_table(results, runs.run_id[runs.status != "damaged"])
     runs = add_convergence(runs, history)

@@ -136,7 +136,7 @@ def best_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part
                          for s, v in zip(best.seed, best[metric] if metric in best else [None] * len(best))}
     label = f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']} ({metric} of the trial {select} picks)"
     searched = tuple(runs.loc[runs[column].isin([rule["group"], rule["than"]]), "variant"].unique()) \
-        if column in runs else ()
+        if column in runs and "variant" in runs else ()
     return [replace(compare(label, metric, smallest_effect(metric, rule.get("delta")), sign,
                             chosen[rule["group"]], chosen[rule["than"]], ctx.level), variants=searched)]
 

@@ -149,14 +149,15 @@ def test_report_opens_with_the_verdicts_and_survives_a_load_edit_save(grid):
 
 
 def test_the_report_module_imports_no_torch():
-    """reports/wandb_report.py on its own (without the reports package) must not pull torch in."""
+    """reports/wandb_report.py on its own (without the reports package) pulls in neither torch nor the
+    training stack: only the torch-free W&B layout it shares with ablations/tracking.py."""
     code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('wr', sys.argv[1]); "
             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'ablations', "
             "'lit_modules')))")
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "reports" / "wandb_report.py")],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    assert out.strip() == "[]"
+                         capture_output=True, text=True, timeout=120, check=True, cwd=ROOT).stdout
+    assert out.strip() == "['ablations', 'ablations.wandb_layout']"
 
 
 # --- no network -------------------------------------------------------------------------------------
