@@ -1,6 +1,7 @@
 """Studies expand and validate; the grid trains each run once, resumes after a kill, survives failures."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,17 @@ def test_every_comparative_study_names_its_control(name):
     trials = study.trials(seeds=1)
     assert study.control_variant in {t.variant for t in trials}
     assert study.mode == "one_at_a_time" or study.control is not None
+
+
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_every_study_file_states_the_setting_it_scales_down(name):
+    """Each study says which paper or lecture setting it scales down (cited with its year) and the
+    scaled-down setting the presets use, beside its claim, rule, command and expected time."""
+    doc = STUDIES.get(name).question
+    for part in ("Claim", "Paper setting:", "Scaled down:", "Verdict:", "Run:", "Time:"):
+        assert part in doc, f"{name}: no {part!r} in its docstring"
+    setting = doc[doc.index("Paper setting:"):doc.index("Scaled down:")]
+    assert re.search(r"\b(19|20)\d\d\b", setting) or "lecture" in setting, setting
 
 
 def test_expansion_modes_count_and_label_their_variants():

@@ -4,12 +4,19 @@ Claim (lecture 6): (1) in a learning-rate range test the loss barely moves at ti
 good ones and explodes at huge ones; (2) a network that works can overfit a tiny batch (loss -> 0,
 train accuracy 1) with regularization off; (3) the train-val gap says what to change: a big gap ->
 more regularization or data, a small gap at low accuracy -> more capacity.
+Paper setting: the lecture's recipe (overfit about 20 examples with regularization off before training
+for real; read the train-val gap); Smith 2017 (the lr range test: one short run, the rate raised
+every step, read where the loss starts to fall and where it blows up).
+Scaled down: the baseline 2x128 ReLU MLP; Lightning's lr_find (100 steps, rates 1e-8..1); overfit one
+mini-batch for 40 steps; 100 training images; a 1x2 net.  fashion_mnist preset: mini-batches of 20
+(the lecture's 20 examples for the overfit check), 10,000 training images, 10 epochs; digits (smoke):
+batch 128, 20 epochs.
 Verdict: supported if, on every seed, the lr_find curve is flat over its first decade and ends above
 2x its minimum, the overfit run reaches train loss < 0.05, the 100-example run is advised to
 regularize and the 2-unit net to grow.
-Run:   python run_all.py --study babysitting        # 5 variants x 3 seeds
-Time:  75 s wall on 2 CPU cores (digits, 15 runs, 20 s of it in the runs; the rest is start-up, W&B
-       offline and the report), measured with other helpers sharing the CPU (load average ~7)
+Run:   python run_all.py --study babysitting        # 5 variants x seeds
+Time:  digits about 75 s; fashion_mnist about 0.5 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 from ..procedures import OVERFITTING, UNDERFITTING
 from ..rules import AllOf, Holds, LrRange

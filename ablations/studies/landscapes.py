@@ -4,14 +4,17 @@ Claim (lecture 7): on an ill-conditioned quadratic plain SGD jitters along the s
 crawls along the shallow one; momentum and Nesterov overshoot the minimum and come back, ending
 closer; SGD gets stuck near a saddle point where momentum and adaptive methods (Adam) escape; noisy
 (mini-batch) gradients keep SGD from settling at the minimum.
+Paper setting: the lecture's 2-D pictures (a valley 4x steeper one way than the other, a saddle,
+Dauphin et al. 2014's argument that saddles, not local minima, slow high-dimensional training).
+Scaled down: nothing to scale: 80 steps of each update rule on each 2-D function, one learning rate
+per rule on every function, no data set, the same on every preset.
 Verdict: supported if, from each run's trajectory (all paired by seed): SGD's y changes sign on >= 75%
 of its 80 taco steps; momentum's x overshoots the minimum where SGD's does not and ends closer to it;
 momentum and Adam leave the saddle (|y| >= 0.15) sooner than SGD; SGD's loss over its last 20 steps is
 higher with noisy gradients than without.
-Run:   python run_all.py --study landscapes         # 8 optimizers x 3 functions x 3 seeds (seeds
+Run:   python run_all.py --study landscapes         # 8 optimizers x 3 functions x seeds (seeds
                                                     # matter only for the noisy function)
-Time:  55 s wall on 2 CPU cores (72 runs, 18 s of it in the runs: pure torch on 2 parameters; the rest
-       is start-up, W&B offline and the report), measured with other helpers sharing the CPU (load ~7)
+Time:  about 1 min on every preset (pure torch on 2 parameters; most of it start-up and the report)
 Note:  weight decay is 0 here, so AdamW takes exactly Adam's path.
 """
 from ..rules import AllOf, Holds

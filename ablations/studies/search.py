@@ -3,6 +3,11 @@
 Claim (lecture 6; Bergstra & Bengio 2012): with the same budget, random search finds better values
 than a grid, because only some hyperparameters matter (here the learning rate) and a grid tries few
 distinct values of each; sample scales log-uniformly; search coarse to fine, short runs first.
+Paper setting: Bergstra & Bengio 2012: one-hidden-layer nets on the MNIST variants and other image
+sets of Larochelle et al. 2007, up to 7 hyperparameters, random trials against grids of 100+ trials.
+Scaled down: 2 hyperparameters (lr 1e-4..1, weight decay 1e-6..1e-2, both log-scaled) of the baseline
+2x128 ReLU MLP; fashion_mnist preset: 10,000 training images, stage 2 at the preset's 10 epochs;
+digits (smoke): all of them, stage 2 at 20 epochs.
 Stage 1 (`search`): 16 trials as a 4 x 4 log grid and 16 log-uniform random draws over the same box,
 5 epochs each, with the lecture's search-time cut (trainer.early_stop_factor=3): a trial whose epoch-mean
 training loss exceeds 3x its first mini-batch's loss stops as `stopped_early`, scored by the val accuracy
@@ -14,9 +19,9 @@ Verdict: per seed, the configuration each search's val accuracy picks is scored 
 the verdict does not report on the data that chose it); supported if random's pick beats the grid's
 (paired t-test over seeds), no practical difference if the interval lies within half a point.
 The control for the stats table is the grid cell nearest the baseline recipe (lr 0.046, wd 4.6e-4).
-Run:   python run_all.py --study search        # 32 + 8 trials x 3 seeds (stage 1, then stage 2)
-Time:  measured on digits, 3 seeds, 2 CPU cores shared with other jobs (load ~7, so pessimistic): training
-       46 s (stage 1, 96 runs) + 17 s (stage 2, 24 runs); 2.4 min wall with start-up and the report.
+Run:   python run_all.py --study search        # 32 + 8 trials x seeds (stage 1, then stage 2)
+Time:  digits about 2.5 min; fashion_mnist about 2 min of training with 2 workers
+       (benchmarks/preset_budget.py)
 """
 import pandas as pd
 
