@@ -256,4 +256,6 @@ def run_pool(jobs: Sequence[Any], on_result: Callable[[dict[str, Any]], None], e
     finally:
         for w in pool.workers:
             w.close()
+            if w.job is not None:   # left mid-run (the parent is failing, e.g. its disk is full): free the run
+                ledger.release_dead(ledger.run_dir(w.job.results_dir, w.job.run_id), w.process.pid)
         _ACTIVE.clear()

@@ -24,7 +24,7 @@ CASES = [   # (who, arguments, expected message)
     ("grid", ["--set", "optim.lr=nan"], f"optim.lr: nan {NOT_FINITE}"),
     ("grid", ["--set", "model.dropout=nan"], f"model.dropout: nan {NOT_FINITE}"),
     ("grid", ["--set", "optim.momentum=nan"], f"optim.momentum: nan {NOT_FINITE}"),
-    ("grid", ["--set", "trainer.divergence_factor=nan"], f"trainer.divergence_factor: nan {NOT_FINITE}"),
+    ("grid", ["--set", "trainer.early_stop_factor=nan"], f"trainer.early_stop_factor: nan {NOT_FINITE}"),
     ("grid", ["--set", "optim.lr=inf"], f"optim.lr: inf {NOT_FINITE}"),
     ("grid", ["--set", "optim.lr=-inf"], f"optim.lr: -inf {NOT_FINITE}"),
     ("grid", ["--workers", "0"], "argument --workers: must be at least 1, got 0"),

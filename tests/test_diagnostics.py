@@ -13,6 +13,7 @@ from ablations.grid import plan, write_manifests
 from ablations.rules import AllOf
 from ablations.study import Better, Study
 from lit_modules import ACTIVATIONS, ImageClassifier
+from lit_modules.registry import ConfigError
 from lit_modules.diagnostics import activation_outputs, activation_stats, update_ratios
 from reports.build import build
 from reports.verdicts import evaluate
@@ -195,9 +196,9 @@ def test_report_draws_the_diagnostics_and_judges_claims_on_them(tmp_path):
               "xavier": "xavier_normal", "large": "large_normal"}, "model.activation": ["tanh"]},
               base={"model.depth": 4, "model.width": 32},
               verdict=AllOf((Better("init=large,activation=tanh", ("init=xavier,activation=tanh",),
-                                    metric="initial_saturated_frac"),
+                                    metric="initial_saturated_frac", higher_is_better=True),
                              Better("init=xavier,activation=tanh", ("init=small,activation=tanh",),
-                                    metric="initial_act_std")))),
+                                    metric="initial_act_std", higher_is_better=True)))),
         Study("no_diag", "c", axes={"model.init": ["zeros"]}, seeds=1, base={"trainer.diagnostics_every": 0}),
     ]
     runs = plan(studies, TINY)
@@ -211,10 +212,12 @@ def test_report_draws_the_diagnostics_and_judges_claims_on_them(tmp_path):
     assert {"initial_act_std", "initial_saturated_frac", "initial_loss_suspect"} <= set(table.columns)
     tiny = table[table.study == "tiny_init"]
     assert evaluate(studies[0].verdict.to_dict(), tiny)[0] == "supported"
-    flipped = AllOf((Better("init=small,activation=tanh", ("init=xavier,activation=tanh",), metric="initial_act_std"),))
+    flipped = AllOf((Better("init=small,activation=tanh", ("init=xavier,activation=tanh",), metric="initial_act_std",
+                             higher_is_better=True),))
     assert evaluate(flipped.to_dict(), tiny)[0] == "contradicted"
     missing = Better("init=small,activation=tanh", ("init=xavier,activation=tanh",), metric="no_such_metric")
-    assert evaluate(missing.to_dict(), tiny)[0] == "inconclusive at this scale"
+    with pytest.raises(ConfigError, match="unknown metric 'no_such_metric'"):   # refused, not "inconclusive"
+        evaluate(missing.to_dict(), tiny)
 
 
 def test_a_crashed_run_keeps_the_diagnostics_it_measured(tmp_path, monkeypatch):

@@ -219,7 +219,7 @@ def test_index_md_is_markdown_with_readable_tables(results):
 
 
 def test_numbers_are_shown_without_float_dust():
-    from reports.tables import interval, number, percent
+    from reports.display import interval, number, percent
     assert [number(-3.7e-17), number(-0.0), number(0.0), number(5.0), number(0.000123), number(2.5e-6)] == \
         ["0", "0", "0", "5", "0.000123", "2.5e-06"]
     assert [percent(0.93421), percent(-0.00001, signed=True), percent(0.012, signed=True)] == ["93.4", "0.0", "+1.2"]
@@ -227,7 +227,7 @@ def test_numbers_are_shown_without_float_dust():
 
 
 def test_a_table_without_numbers_is_left_out():
-    from reports.tables import display_stats
+    from reports.display import display_stats
     members = pd.DataFrame({"variant": ["a", "b"], "seed": [0, 0], "run_id": ["r1", "r2"], "status": ["completed"] * 2,
                             "axis.optim": ["a", "b"]})
     nan = math.nan
@@ -236,9 +236,10 @@ def test_a_table_without_numbers_is_left_out():
                           "gap": [nan] * 2, "diverged": [0, 0], "failed": [0, 0]})
     assert display_stats(stats, members, {"axes": ["optim"], "control": None}) is None
     stats["val_acc"] = [0.5, 0.6]
-    cells, classes = display_stats(stats, members, {"axes": ["optim"], "control": None})
-    assert list(cells.columns) == ["optim", "seeds", "val acc, % [95% CI]", "diverged", "failed"]
-    assert list(cells["val acc, % [95% CI]"]) == ["50.0", "60.0"] and classes.loc[0, "seeds"] == "num"
+    table = display_stats(stats, members, {"axes": ["optim"], "control": None})
+    assert table.columns == ["optim", "seeds", "val acc, % [95% CI]", "diverged", "failed", "note"]
+    acc, seeds = table.columns.index("val acc, % [95% CI]"), table.columns.index("seeds")
+    assert [r[acc] for r in table.rows] == ["50.0", "60.0"] and "num" in table.classes[0][seeds].split()
 
 
 def test_the_terminal_overview_is_one_readable_block(results):
