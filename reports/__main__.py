@@ -16,12 +16,14 @@ if __name__ == "__main__":
                         help="print the README's verdict table from the stored report (builds nothing)")
     parser.add_argument("--write-readme", metavar="README", help="with --readme-table: replace the generated "
                         "block of this README instead of printing")
+    parser.add_argument("--block", default="verdicts", help="with --readme-table: the name of the generated "
+                        "block (the README keeps one per preset: verdicts, fashion_mnist-verdicts)")
     args = parser.parse_args()
     if args.readme_table:
         from .overview import readme_table, write_readme
         try:
-            table = readme_table(args.results_dir)
-            write_readme(args.write_readme, table) if args.write_readme else print(table)
+            table = readme_table(args.results_dir, args.block)
+            write_readme(args.write_readme, table, args.block) if args.write_readme else print(table)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

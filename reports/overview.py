@@ -22,7 +22,13 @@ from ablations.results import write_json
 from .stats import CONTRADICTED, NO_DIFFERENCE, OUTCOMES, SUPPORTED, UNDECIDED, Comparison
 from .display import decimals, interval, is_fraction, number, percent
 
-BEGIN, END = "<!-- verdicts:begin (generated: python -m reports --readme-table) -->", "<!-- verdicts:end -->"
+def markers(block: str = "verdicts") -> tuple[str, str]:
+    """The comments around a generated README block; `block` names it (one per preset's results)."""
+    flag = "" if block == "verdicts" else f" --block {block}"
+    return f"<!-- {block}:begin (generated: python -m reports --readme-table{flag}) -->", f"<!-- {block}:end -->"
+
+
+BEGIN, END = markers()
 
 
 def _signed(c: Comparison, value: float) -> str:
@@ -140,7 +146,7 @@ def terminal(rows: Sequence[dict[str, Any]], width: int = 120) -> str:
     return "\n".join(lines)
 
 
-def readme_table(results_dir: str | Path) -> str:
+def readme_table(results_dir: str | Path, block: str = "verdicts") -> str:
     """The README's verdict table, from a stored report (report/verdicts.json), with its provenance."""
     path = Path(results_dir) / "report" / "verdicts.json"
     try:
@@ -153,15 +159,17 @@ def readme_table(results_dir: str | Path) -> str:
               f"`{stored['results_dir']}` ({', '.join(stored['datasets']) or 'unknown data'}; code version "
               f"{', '.join(stored['code_versions']) or 'not recorded'}; built {stored['generated']}): "
               f"{counts(rows)}.")
-    table = [line.replace("](#", "](results/report/index.html#") for line in markdown(rows)]
-    return "\n".join([BEGIN, source, "", *table, END])
+    table = [line.replace("](#", f"]({Path(results_dir).as_posix()}/report/index.html#") for line in markdown(rows)]
+    begin, end = markers(block)
+    return "\n".join([begin, source, "", *table, end])
 
 
-def write_readme(readme: str | Path, table: str) -> None:
+def write_readme(readme: str | Path, table: str, block: str = "verdicts") -> None:
     """Replace the generated block between the markers of `readme` (they must be there)."""
     path = Path(readme)
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{path} has no generated verdict block ({BEGIN} ... {END})")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(head + table + rest.split(END, 1)[1])
+    begin, end = markers(block)
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no generated verdict block ({begin} ... {end})")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + table + rest.split(end, 1)[1])

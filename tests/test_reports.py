@@ -88,6 +88,14 @@ def test_the_readme_table_is_generated_from_the_stored_report(results, tmp_path)
     missing = subprocess.run([sys.executable, "-m", "reports", "--results-dir", str(tmp_path), "--readme-table"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no stored report" in missing.stderr and "Traceback" not in missing.stderr
+    # a second, named block (another preset's results) is replaced alone
+    from reports.overview import markers
+    begin, end = markers("fashion_mnist-verdicts")
+    readme.write_text(f"{table}\n\n{begin}\nold\n{end}\n")
+    named = subprocess.run([sys.executable, "-m", "reports", "--results-dir", str(results), "--readme-table",
+                            "--block", "fashion_mnist-verdicts", "--write-readme", str(readme)], capture_output=True)
+    assert named.returncode == 0 and readme.read_text() == f"{table}\n\n{readme_table(results, 'fashion_mnist-verdicts')}\n"
+    assert "--block fashion_mnist-verdicts" in begin
 
 
 def test_the_overview_comes_first(results):
