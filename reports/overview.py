@@ -159,7 +159,10 @@ def readme_table(results_dir: str | Path, block: str = "verdicts") -> str:
               f"`{stored['results_dir']}` ({', '.join(stored['datasets']) or 'unknown data'}; code version "
               f"{', '.join(stored['code_versions']) or 'not recorded'}; built {stored['generated']}): "
               f"{counts(rows)}.")
-    table = [line.replace("](#", f"]({Path(results_dir).as_posix()}/report/index.html#") for line in markdown(rows)]
+    # links into the report where it lies beside the README (a relative results folder); none to elsewhere
+    target = "" if Path(results_dir).is_absolute() else f"{Path(results_dir).as_posix()}/report/index.html"
+    table = [re.sub(r"\[(`[^`]*`)\]\(#[^)]*\)", r"\1", line) if not target else line.replace("](#", f"]({target}#")
+             for line in markdown(rows)]
     begin, end = markers(block)
     return "\n".join([begin, source, "", *table, end])
 
