@@ -77,8 +77,9 @@ def _overlaid(data: StudyData, order: list[str], note: str, points: pd.DataFrame
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0].yaxis.set_minor_locator(NullLocator())
     handles = _split_handles()
+    drawn = set(points.variant)   # lr range tests have no curves
     handles += [Line2D([], [], color=data.colors[v], lw=2, label=v + (" (control)" if v == data.control else ""))
-                for v in order if v in set(points.variant)]   # lr range tests have no curves
+                for v in order if v in drawn]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize="small", frameon=False,
                ncol=3 if max(map(len, order)) < 30 else 2)
     fig.suptitle(f"{data.study}: learning curves" + (f" ({note})" if note else ""), fontsize="medium")

@@ -82,7 +82,8 @@ def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.Data
 def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """Study-ordered variants that have diagnostics; if more than MAX_VARIANTS, those with the fewest
     layers (one depth of a depth grid), at most MAX_VARIANTS of them."""
-    order = [v for v in dict.fromkeys(members.variant) if v in set(table.variant)]
+    present = set(table.variant)   # once: a set per element made this half of the figure's time
+    order = [v for v in dict.fromkeys(members.variant) if v in present]
     if len(order) <= MAX_VARIANTS:
         return order
     layers = table.groupby("variant").depth.max()
@@ -153,13 +154,17 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
                                  ["first layer", "head", "middle layer"], "")
     part = part[part.position != ""]
     part["ratio"] = part.metric.map(kinds)
-    order = [v for v in dict.fromkeys(data.members.variant) if v in set(part.variant)]
+    # seaborn's line is the mean over the runs at each epoch: taken here once, so it draws few points
+    part = part.groupby(["variant", "position", "ratio", "epoch"], as_index=False).value.mean()
+    present = set(part.variant)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in present]
+    positions, ratios = set(part.position), set(part.ratio)
     # Markers: a run with a single diagnostics step (a 10-image training set) is a point, not a line.
     grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
                        marker="o", markersize=3, markeredgewidth=0,
                        errorbar=None, hue_order=order, palette=data.colors, legend=False,
-                       col_order=[p for p in ("first layer", "middle layer", "head") if p in set(part.position)],
-                       row_order=[kinds[k] for k in kinds if kinds[k] in set(part.ratio)],
+                       col_order=[p for p in ("first layer", "middle layer", "head") if p in positions],
+                       row_order=[kinds[k] for k in kinds if kinds[k] in ratios],
                        height=2.6, aspect=1.3, facet_kws={"sharey": True})
     grid.set(yscale="log")
     for ax in grid.axes.flat:
@@ -184,11 +189,12 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()
     labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
     per_step["panel"] = per_step.metric.map(labels)
-    order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
+    present, metrics = set(per_step.variant), set(per_step.metric)
+    order = [v for v in dict.fromkeys(data.members.variant) if v in present]
     grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, palette=data.colors,
                        legend=False, col="panel", kind="line", marker="o", markersize=3, markeredgewidth=0,
                        errorbar=None, height=3.4, aspect=1.3,
-                       col_order=[labels[m] for m in labels if m in set(per_step.metric)])
+                       col_order=[labels[m] for m in labels if m in metrics])
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "fraction, mean over layers")
