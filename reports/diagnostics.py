@@ -17,7 +17,6 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from ablations.results import DONE
 
@@ -154,27 +153,24 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
                                  ["first layer", "head", "middle layer"], "")
     part = part[part.position != ""]
     part["ratio"] = part.metric.map(kinds)
-    # seaborn's line is the mean over the runs at each epoch: taken here once, so it draws few points
+    # each line is the mean over the variant's runs at each epoch
     part = part.groupby(["variant", "position", "ratio", "epoch"], as_index=False).value.mean()
     present = set(part.variant)
     order = [v for v in dict.fromkeys(data.members.variant) if v in present]
-    positions, ratios = set(part.position), set(part.ratio)
-    # Markers: a run with a single diagnostics step (a 10-image training set) is a point, not a line.
-    grid = sns.relplot(part, x="epoch", y="value", hue="variant", col="position", row="ratio", kind="line",
-                       marker="o", markersize=3, markeredgewidth=0,
-                       errorbar=None, hue_order=order, palette=data.colors, legend=False,
-                       col_order=[p for p in ("first layer", "middle layer", "head") if p in positions],
-                       row_order=[kinds[k] for k in kinds if kinds[k] in ratios],
-                       height=2.6, aspect=1.3, facet_kws={"sharey": True})
-    grid.set(yscale="log")
-    for ax in grid.axes.flat:
-        ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
-    grid.set_titles("{row_name}, {col_name}", size="small")
-    grid.set_axis_labels("epoch", "ratio")
-    _legend_below(grid, order, data.colors)
-    grid.figure.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", y=1.02,
-                         fontsize="medium")
-    return grid.figure
+    cols = [p for p in ("first layer", "middle layer", "head") if p in set(part.position)]
+    rows = [kinds[k] for k in kinds if kinds[k] in set(part.ratio)]
+    fig, axes = _panels(len(rows), len(cols), 2.6)
+    for r, ratio in enumerate(rows):
+        for c, position in enumerate(cols):
+            ax = axes[r][c]
+            _lines(ax, part[(part.ratio == ratio) & (part.position == position)], order, data.colors)
+            ax.set_yscale("log")
+            ax.axhline(RULE_OF_THUMB, ls="--", color="grey", lw=1)
+            ax.set_title(f"{ratio}, {position}", fontsize="small")
+    _label_outer(axes, "epoch", "ratio")
+    _legend_below(fig, order, data.colors)
+    fig.suptitle(f"{data.study}: update/weight ratios (dashed: the lecture's 1e-3)", fontsize="medium")
+    return fig
 
 
 def dead_units(data: StudyData) -> plt.Figure | None:
@@ -189,27 +185,52 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     per_step = part.groupby(["run_id", "variant", "metric", "epoch"], as_index=False).value.mean()
     labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
     per_step["panel"] = per_step.metric.map(labels)
-    present, metrics = set(per_step.variant), set(per_step.metric)
-    order = [v for v in dict.fromkeys(data.members.variant) if v in present]
-    grid = sns.relplot(per_step, x="epoch", y="value", hue="variant", hue_order=order, palette=data.colors,
-                       legend=False, col="panel", kind="line", marker="o", markersize=3, markeredgewidth=0,
-                       errorbar=None, height=3.4, aspect=1.3,
-                       col_order=[labels[m] for m in labels if m in metrics])
-    grid.set(ylim=(-0.02, 1.02))
-    grid.set_titles("{col_name}")
-    grid.set_axis_labels("epoch", "fraction, mean over layers")
-    _legend_below(grid, order, data.colors)
-    grid.figure.suptitle(f"{data.study}: dead and saturated units over training", y=1.03, fontsize="medium")
-    return grid.figure
+    per_step = per_step.groupby(["variant", "panel", "epoch"], as_index=False).value.mean()
+    order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
+    panels = [labels[m] for m in labels if labels[m] in set(per_step.panel)]
+    fig, axes = _panels(1, len(panels), 3.4)
+    for ax, panel in zip(axes[0], panels):
+        _lines(ax, per_step[per_step.panel == panel], order, data.colors)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(panel, fontsize="small")
+    _label_outer(axes, "epoch", "fraction, mean over layers")
+    _legend_below(fig, order, data.colors)
+    fig.suptitle(f"{data.study}: dead and saturated units over training", fontsize="medium")
+    return fig
 
 
-def _legend_below(grid: sns.FacetGrid, order: list[str], colors: dict) -> None:
-    """Variants under the panels, in columns (a legend at the side made the figure 1,600 px wide);
-    drawn here, as seaborn's widens the figure for its legend."""
-    grid.tight_layout()
+def _panels(rows: int, cols: int, height: float) -> tuple:
+    """A rows x cols grid of panels laid out once by hand, one x and one y scale (what seaborn's FacetGrid
+    gave, without its tight_layout passes, which measured every tick label several times per figure)."""
+    width = min(PAGE_WIDTH_IN, 0.9 + 3.4 * cols)
+    top, bottom = 0.7, 0.6
+    fig = plt.figure(figsize=(width, height * rows + top + bottom))
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.15 / width, top=1 - top / fig.get_figheight(),
+                        bottom=bottom / fig.get_figheight(), wspace=0.08, hspace=0.35)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    return fig, axes
+
+
+def _lines(ax: plt.Axes, part: pd.DataFrame, order: list[str], colors: dict) -> None:
+    # Markers: a run with a single diagnostics step (a 10-image training set) is a point, not a line.
+    for variant in order:
+        line = part[part.variant == variant].sort_values("epoch")
+        if not line.empty:
+            ax.plot(line.epoch, line.value, color=colors[variant], marker="o", markersize=3, markeredgewidth=0, lw=1.5)
+
+
+def _label_outer(axes, xlabel: str, ylabel: str) -> None:
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+
+
+def _legend_below(fig: plt.Figure, order: list[str], colors: dict) -> None:
+    """Variants under the panels, in columns (a legend at the side made the figure 1,600 px wide)."""
     ncol = max(1, min(4, 110 // (max(map(len, order)) + 4)))
-    grid.figure.legend(handles=[Line2D([], [], color=colors[v], lw=2, label=v) for v in order], loc="upper center",
-                       bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small", frameon=False)
+    fig.legend(handles=[Line2D([], [], color=colors[v], lw=2, label=v) for v in order], loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small", frameon=False)
 
 
 FIGURES.add("activation_hist", activation_histograms)
