@@ -78,11 +78,17 @@ def diagnostics_table(results_dir: str | Path, members: pd.DataFrame) -> pd.Data
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _in_order(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """The study's variants, in study order, that have rows in `table` (the set built once: one per
+    element was half of a figure's time)."""
+    present = set(table.variant)
+    return [v for v in dict.fromkeys(members.variant) if v in present]
+
+
 def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """Study-ordered variants that have diagnostics; if more than MAX_VARIANTS, those with the fewest
     layers (one depth of a depth grid), at most MAX_VARIANTS of them."""
-    present = set(table.variant)   # once: a set per element made this half of the figure's time
-    order = [v for v in dict.fromkeys(members.variant) if v in present]
+    order = _in_order(members, table)
     if len(order) <= MAX_VARIANTS:
         return order
     layers = table.groupby("variant").depth.max()
@@ -159,10 +165,10 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     part["ratio"] = part.metric.map(kinds)
     # each line is the mean over the variant's runs at each epoch
     part = part.groupby(["variant", "position", "ratio", "epoch"], as_index=False).value.mean()
-    present = set(part.variant)
-    order = [v for v in dict.fromkeys(data.members.variant) if v in present]
-    cols = [p for p in ("first layer", "middle layer", "head") if p in set(part.position)]
-    rows = [kinds[k] for k in kinds if kinds[k] in set(part.ratio)]
+    order = _in_order(data.members, part)
+    positions, ratios = set(part.position), set(part.ratio)
+    cols = [p for p in ("first layer", "middle layer", "head") if p in positions]
+    rows = [kinds[k] for k in kinds if kinds[k] in ratios]
     fig, axes = _panels(len(rows), len(cols), 2.6)
     for r, ratio in enumerate(rows):
         for c, position in enumerate(cols):
@@ -195,8 +201,9 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     labels = {"dead_frac": "dead units (all probe outputs 0)", "saturated_frac": "saturated outputs"}
     per_step["panel"] = per_step.metric.map(labels)
     per_step = per_step.groupby(["variant", "panel", "epoch"], as_index=False).value.mean()
-    order = [v for v in dict.fromkeys(data.members.variant) if v in set(per_step.variant)]
-    panels = [labels[m] for m in labels if labels[m] in set(per_step.panel)]
+    order = _in_order(data.members, per_step)
+    shown = set(per_step.panel)
+    panels = [labels[m] for m in labels if labels[m] in shown]
     fig, axes = _panels(1, len(panels), 3.4)
     for ax, panel in zip(axes[0], panels):
         _lines(ax, per_step[per_step.panel == panel], order, data.colors)

@@ -20,9 +20,16 @@ from ablations.results import DONE, METRICS
 
 
 # --- numbers --------------------------------------------------------------------------------------------
+def metric_name(name: str) -> str:
+    """The registry's name of a metric as a rule may label it: `test accuracy` (ensembles) is test_acc."""
+    return name.replace(" accuracy", "_acc")
+
+
 def is_fraction(metric: str) -> bool:
-    """Accuracies and other fractions are shown in percent (names outside METRICS: by their words)."""
-    return METRICS.get(metric).unit == "fraction" if metric in METRICS else "acc" in metric or "gain" in metric
+    """Accuracies and other fractions are shown in percent, differences in percentage points (table
+    columns outside METRICS, such as val_acc or ensemble gains: by their words)."""
+    name = metric_name(metric)
+    return METRICS.get(name).unit == "fraction" if name in METRICS else "acc" in name or "gain" in name
 
 
 def _finite(value: Any) -> bool:

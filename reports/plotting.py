@@ -23,6 +23,7 @@ from scipy import stats  # noqa: E402
 
 from ablations.results import DONE, METRICS  # noqa: E402
 
+from .display import is_fraction, metric_name  # noqa: E402,F401  (is_fraction: figures import it from here)
 from .stats import CONTRADICTED, NO_DIFFERENCE, SUPPORTED, UNDECIDED  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -113,16 +114,6 @@ def mean_ci(values: pd.DataFrame, by: list[str], column: str = "value", level: f
     return agg.assign(low=agg["mean"] - half, high=agg["mean"] + half, n=agg["count"])[["mean", "low", "high", "n"]]
 
 
-def _metric(name: str) -> str:
-    """The registry's name of a metric as a rule may label it: `test accuracy` (ensembles) is test_acc."""
-    return name.replace(" accuracy", "_acc")
-
-
-def is_fraction(metric: str) -> bool:
-    """Accuracies and other fractions are drawn in percent (differences in percentage points)."""
-    return _metric(metric) in METRICS and METRICS.get(_metric(metric)).unit == "fraction"
-
-
 def percent_axis(axis, metric: str = "final_val_acc") -> None:
     """Tick labels of a fraction axis in percent: the tables show percentages too."""
     if is_fraction(metric):
@@ -132,7 +123,7 @@ def percent_axis(axis, metric: str = "final_val_acc") -> None:
 def unit_label(metric: str, difference: bool = False) -> str:
     if is_fraction(metric):
         return "percentage points" if difference else "%"
-    return METRICS.get(_metric(metric)).unit if _metric(metric) in METRICS else "no unit"
+    return METRICS.get(metric_name(metric)).unit if metric_name(metric) in METRICS else "no unit"
 
 
 def paired_to_control(members: pd.DataFrame, control: str, metric: str = "final_val_acc") -> pd.DataFrame:

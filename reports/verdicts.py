@@ -26,7 +26,12 @@ from .stats import Comparison, combine, decide, describe, exact, paired_t, sign_
 class Check:
     """A part of a claim checked on each run (Holds), not tested: no interval, no Holm."""
     outcome: str
-    text: str
+    text: str            # what was checked, and on how many seeds it held
+    seeds: str = ""      # the per-seed values
+
+    def describe(self) -> str:
+        seeds = f" ({self.seeds}; a check on each run, not a test)" if self.seeds else ""
+        return f"[{self.outcome}] {self.text}{seeds}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Verdict(NamedTuple):
     outcome: str
     text: str
     comparisons: tuple = ()   # the decided Comparisons (for the overview and the forest plot)
+    checks: tuple = ()        # the Checks, run by run (babysitting's)
 
 
 Part = Comparison | Check
@@ -62,8 +68,9 @@ def evaluate(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None,
     decided = iter(comparisons)
     parts = [next(decided) if isinstance(p, Comparison) else p for p in parts]
     m = len(comparisons)
-    lines = [describe(p, m) if isinstance(p, Comparison) else f"[{p.outcome}] {p.text}" for p in parts]
-    return Verdict(combine([p.outcome for p in parts]), "; ".join(lines), tuple(comparisons))
+    lines = [describe(p, m) if isinstance(p, Comparison) else p.describe() for p in parts]
+    return Verdict(combine([p.outcome for p in parts]), "; ".join(lines), tuple(comparisons),
+                   tuple(p for p in parts if isinstance(p, Check)))
 
 
 # --- per-seed values ----------------------------------------------------------------------------------
@@ -177,10 +184,10 @@ def holds(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context | None = None) 
     ok = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else bool(_OPS[rule["op"]](v, rule["value"]))
           for v in values]
     shown = ", ".join(f"s{s} {v:.4g}" if isinstance(v, float) else f"s{s} {v}" for s, v in zip(part.seed, values))
-    text = f"{where} on {sum(o is True for o in ok)}/{len(ok)} seeds ({shown}; a check on each run, not a test)"
+    text = f"{where} on {sum(o is True for o in ok)}/{len(ok)} seeds"
     if any(o is False for o in ok):
-        return [Check(stats.CONTRADICTED, text)]
-    return [Check(stats.SUPPORTED if all(ok) else stats.UNDECIDED, text)]
+        return [Check(stats.CONTRADICTED, text, shown)]
+    return [Check(stats.SUPPORTED if all(ok) else stats.UNDECIDED, text, shown)]
 
 
 @RULES.register("lr_range")

@@ -159,7 +159,7 @@ def test_ensembles_study_runs_tiny_and_reports_both_kinds(tiny_study):
     assert set(table.variant) == {"baseline", "schedule=cosine", "schedule=snapshots", "averaging=ema",
                                   "averaging=swa"}
     runs = runs_table(tiny_study)
-    verdict, why, _ = evaluate(STUDIES.get("ensembles").verdict.to_dict(), runs[runs.study == "ensembles"], tiny_study)
+    verdict, why, *_ = evaluate(STUDIES.get("ensembles").verdict.to_dict(), runs[runs.study == "ensembles"], tiny_study)
     assert verdict in OUTCOMES and "2 models" in why and "paired t-test over n=" in why and "test examples" in why
 
 

@@ -94,5 +94,5 @@ def test_the_label_noise_study_expands_to_a_grid_and_its_noisy_runs_record_memor
         assert summary["corrupted_n"] == 80 and 0.0 <= summary["memorized_frac"] <= 1.0
         rows.append({"variant": name, "seed": 0, **summary})
     memorized = study.verdict.rules[1].to_dict()
-    verdict, why, _ = evaluate(memorized, pd.DataFrame(rows).assign(status="completed"))
+    verdict, why, *_ = evaluate(memorized, pd.DataFrame(rows).assign(status="completed"))
     assert "memorized_frac" in why and verdict in OUTCOMES

@@ -290,7 +290,7 @@ def test_interaction_rule_compares_the_gains_seed_by_seed():
     # SGD gains 0.08-0.12 from decay (0.098 on average), Adam 0.01: the difference of the gains is 0.088.
     runs = _four({"sgd,cos": [0.9, 0.8, 0.85, 0.88, 0.86], "sgd,const": [0.8, 0.72, 0.73, 0.77, 0.78],
                   "adam,cos": [0.91, 0.86, 0.9, 0.9, 0.9], "adam,const": [0.9, 0.85, 0.89, 0.89, 0.89]})
-    verdict, why, (c,) = evaluate(rule, runs)
+    verdict, why, (c,), _ = evaluate(rule, runs)
     assert verdict == "supported" and c.estimate == pytest.approx(0.088) and "n=5 seeds" in why
     swapped = Interaction("adam,cos", "adam,const", "sgd,cos", "sgd,const").to_dict()
     assert evaluate(swapped, runs)[0] == "contradicted"

@@ -129,7 +129,7 @@ def _best_of_runs(random_test, grid_test):
 ])
 def test_best_of_verdict_is_judged_on_the_test_accuracy_of_what_val_picked(random_best, grid_best, expected):
     rule = BestOf("search", group="random", than="grid").to_dict()
-    verdict, why, _ = evaluate(rule, _best_of_runs(random_best, grid_best))
+    verdict, why, *_ = evaluate(rule, _best_of_runs(random_best, grid_best))
     assert verdict == expected and "search=random vs search=grid" in why and "test_acc of the trial" in why
 
 

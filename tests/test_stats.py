@@ -148,7 +148,7 @@ RULE = {"rule": "better", "variant": "a", "than": ["b"], "metric": "final_val_ac
 
 def test_better_rule_verdicts_show_values_interval_test_and_n():
     a, b = [0.90, 0.80, 0.95, 0.85, 0.92], [0.70, 0.62, 0.80, 0.64, 0.75]
-    verdict, why, comparisons = evaluate(RULE, _runs(a, b))
+    verdict, why, comparisons, _ = evaluate(RULE, _runs(a, b))
     assert verdict == SUPPORTED and comparisons[0].n == 5
     assert "s0 0.9 vs 0.7" in why and "paired t-test over n=5 seeds" in why and "95% CI" in why
     assert evaluate(RULE, _runs(b, a))[0] == CONTRADICTED
@@ -159,7 +159,7 @@ def test_better_rule_verdicts_show_values_interval_test_and_n():
 
 def test_a_diverged_run_loses_but_three_seeds_decide_nothing():
     nan = float("nan")
-    verdict, why, _ = evaluate(RULE, _runs([0.5, 0.6, 0.55], [nan] * 3))
+    verdict, why, *_ = evaluate(RULE, _runs([0.5, 0.6, 0.55], [nan] * 3))
     assert verdict == UNDECIDED and "sign test" in why and "p=0.25" in why and "+1.0000" not in why
     assert evaluate(RULE, _runs([0.5, 0.6, 0.55, 0.5, 0.6, 0.55], [nan] * 6))[0] == SUPPORTED
     # an unfinished (failed) run is no result at all: its seeds are left out, not counted as losses
@@ -170,11 +170,11 @@ def test_runs_that_do_not_vary_with_the_seed_are_compared_exactly():
     """A deterministic toy problem gives the same value on every seed: no test is needed (nor possible),
     the difference is exact and the smallest effect decides."""
     same = lambda a, b, n=3: _runs([a] * n, [b] * n)  # noqa: E731
-    verdict, why, (c,) = evaluate(RULE, same(0.9, 0.8))
+    verdict, why, (c,), _ = evaluate(RULE, same(0.9, 0.8))
     assert verdict == SUPPORTED and c.test == "exact" and "exact comparison" in why
     assert evaluate(RULE, same(0.8, 0.9))[0] == CONTRADICTED
     assert evaluate(RULE, same(0.801, 0.8))[0] == NO_DIFFERENCE            # 0.001 < 0.005
-    verdict, why, _ = evaluate(RULE, same(0.5, float("nan")))              # b has no number on any seed
+    verdict, why, *_ = evaluate(RULE, same(0.5, float("nan")))              # b has no number on any seed
     assert verdict == SUPPORTED and "only the first has a final_val_acc" in why and "inf" not in why
     assert evaluate(RULE, same(0.9, 0.8, n=1))[0] == UNDECIDED            # one seed shows nothing
 
@@ -183,7 +183,7 @@ def test_repeated_looks_split_alpha():
     assert design_alpha(None) == 0.05 and design_alpha({"alpha": 0.05, "looks": [5, 7, 10]}) == pytest.approx(0.05 / 3)
     a, b = [0.90, 0.80, 0.95], [0.75, 0.72, 0.80]                   # p = 0.032: decided with one look only
     assert evaluate(RULE, _runs(a, b))[0] == SUPPORTED
-    verdict, why, _ = evaluate(RULE, _runs(a, b), design={"alpha": 0.05, "looks": [3, 5, 10]})
+    verdict, why, *_ = evaluate(RULE, _runs(a, b), design={"alpha": 0.05, "looks": [3, 5, 10]})
     assert verdict == UNDECIDED and "98.33% CI" in why
 
 
