@@ -7,41 +7,50 @@
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shlex
 import sys
-import uuid
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
 
-from ablations import ledger
-from ablations.__main__ import parse_sets
-from ablations.code_version import code_version
-from ablations.executors import EXECUTORS, Job, default_workers
-from ablations.grid import plan, write_manifests
-from ablations.interrupts import GridSignals
-from ablations.pool import STOP, RunInterrupted
-from ablations.preflight import check_results_dir, check_runs
-from ablations.presets import PRESETS
-from ablations.stages import next_stages
-from ablations.storage import disk_full
-from ablations.studies import STUDIES
-from ablations.study import EXPANSIONS
-from ablations.tracking import MODES, Tracking
-from ablations.transfer import SOURCES
-from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_dataset
-from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)
-from lit_modules import POOLS, TRANSFER_MODES
-from reports import runs_table, study_summary
-from reports.build import build
-from reports.overview import terminal
-from reports.stats import ALPHA
-from reports.verdicts import undecided_variants
-from reports.wandb_report import PublishError
+if __name__ == "__main__" and "--report-only" in sys.argv[1:]:
+    # A rebuild reads stored results only: answered before the training stack is imported (~6 s)
+    from reports.rebuild import report_only_command
+    fast = report_only_command(sys.argv[1:])
+    if fast is not None:
+        sys.exit(fast)
+
+# The training stack, for everything else.
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+from tqdm import tqdm  # noqa: E402
+
+from ablations import ledger  # noqa: E402
+from ablations.__main__ import parse_sets  # noqa: E402
+from ablations.code_version import code_version  # noqa: E402
+from ablations.executors import EXECUTORS, Job, default_workers  # noqa: E402
+from ablations.grid import plan, write_manifests  # noqa: E402
+from ablations.interrupts import GridSignals  # noqa: E402
+from ablations.pool import STOP, RunInterrupted  # noqa: E402
+from ablations.preflight import check_results_dir, check_runs  # noqa: E402
+from ablations.presets import PRESETS  # noqa: E402
+from ablations.stages import next_stages  # noqa: E402
+from ablations.storage import disk_full  # noqa: E402
+from ablations.studies import STUDIES  # noqa: E402
+from ablations.study import EXPANSIONS  # noqa: E402
+from ablations.tracking import MODES, Tracking  # noqa: E402
+from ablations.transfer import SOURCES  # noqa: E402
+from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_dataset  # noqa: E402
+from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)  # noqa: E402
+from lit_modules import POOLS, TRANSFER_MODES  # noqa: E402
+from reports import runs_table  # noqa: E402
+from reports.rebuild import rebuild, report_only  # noqa: E402
+from reports.stats import ALPHA  # noqa: E402
+from reports.verdicts import undecided_variants  # noqa: E402
+from reports.wandb_report import PublishError  # noqa: E402
 
 REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
               "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
@@ -115,20 +124,6 @@ def print_listing(as_json: bool) -> None:
         print(f"{kind}: {', '.join(names)}")
 
 
-def report(results_dir: Path, publish: bool = False, project: str = "cs231n-ablations") -> None:
-    """Print the per-study table and write the report folder (CSV tables, figures, index)."""
-    runs = runs_table(results_dir)
-    if runs.empty or not runs.status.isin(ledger.DONE).any():   # e.g. stopped before any run finished
-        states = ", ".join(f"{n} {status}" for status, n in runs.status.value_counts().items()) if len(runs) else "none"
-        print(f"no finished run in {results_dir} yet ({states}): nothing to report")
-        return
-    with __import__("pandas").option_context("display.width", 140, "display.max_rows", 500):
-        print(study_summary(runs).round(4).to_string(index=False))
-    out = build(results_dir, publish=publish, wandb_project=project)
-    print(terminal(json.loads((out / "verdicts.json").read_text())["studies"]))
-    print(f"report: {out / 'index.html'}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -163,14 +158,7 @@ def _stopped(counts: dict[str, Any], resume: str) -> int:
 
 def _run(args: argparse.Namespace, results: Path, counts: dict[str, Any], resume: str) -> int:
     if args.report_only:
-        try:
-            check_results_dir(results, write=False)
-            report(results, args.publish, args.wandb_project)
-        except (ConfigError, PublishError) as e:
-            print(f"error: {'W&B report not published: ' if isinstance(e, PublishError) else ''}{e}",
-                  file=sys.stderr)
-            return 2
-        return 0
+        return report_only(results, args.publish, args.wandb_project)
     try:
         check_results_dir(results, write=not args.dry_run)
         studies = [STUDIES.get(name) for name in (args.study or STUDIES.names())]
@@ -224,7 +212,7 @@ def _run(args: argparse.Namespace, results: Path, counts: dict[str, Any], resume
         if STOP.is_set():
             return _stopped(counts, resume)
     try:
-        report(results, args.publish, args.wandb_project)
+        rebuild(results, publish=args.publish, wandb_project=args.wandb_project)
     except PublishError as e:
         print(f"error: W&B report not published: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -17,22 +16,7 @@ from lit_modules import ConfigError, ModelConfig
 from lit_modules.networks import build_network
 
 from .config import RunConfig
-
-
-def check_results_dir(path: str | Path, write: bool = True) -> None:
-    """The folder exists or can be made, and a file can be written in it (skipped with write=False:
-    a dry run or a report only reads)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--results-dir {path}: is a file, not a folder")
-    if not write:
-        return
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise ConfigError(f"--results-dir {path}: cannot write there ({e.strerror or e})") from None
+from .storage import check_results_dir  # noqa: F401  (lives with the other results-folder code: torch-free)
 
 
 def check_device(cfg: RunConfig) -> None:

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from lit_modules.registry import ConfigError
+
 
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Write to a temp file in the same folder, then rename over the target (atomic on POSIX)."""
@@ -73,3 +75,19 @@ def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, buf.getvalue())
+
+
+def check_results_dir(path: str | Path, write: bool = True) -> None:
+    """The folder exists or can be made, and a file can be written in it (skipped with write=False:
+    a dry run or a report only reads)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--results-dir {path}: is a file, not a folder")
+    if not write:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--results-dir {path}: cannot write there ({e.strerror or e})") from None

@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from .build import build
+from .rebuild import rebuild
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
@@ -30,9 +30,9 @@ if __name__ == "__main__":
         sys.exit(0)
     from .wandb_report import PublishError
     try:
-        out = build(args.results_dir, args.out, workers=args.workers, publish=args.publish,
-                    wandb_project=args.wandb_project)
-        print(f"report written to {out}")
+        if rebuild(args.results_dir, args.out, workers=args.workers, publish=args.publish,
+                   wandb_project=args.wandb_project) is None:
+            sys.exit(2)   # no finished run: nothing was written
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -150,14 +150,15 @@ def _write_files(rows: list | None) -> None:
 
 
 def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: int | None = None,
-          publish: bool = False, wandb_project: str = "cs231n-ablations") -> Path:
+          publish: bool = False, wandb_project: str = "cs231n-ablations", runs: pd.DataFrame | None = None) -> Path:
     """Write the report folder; `workers` processes draw the figures (default: one per CPU core), only
     for the studies whose inputs changed since the last build into the same folder (reports/cache.py).
-    `publish` also saves the W&B report to W&B (wandb_report.PublishError when it cannot)."""
+    `publish` also saves the W&B report to W&B (wandb_report.PublishError when it cannot).  `runs`: the
+    runs table of `results_dir` where the caller has read it already (a second read costs seconds)."""
     results = Path(results_dir)
     out = Path(out_dir) if out_dir else results / "report"
     out.mkdir(parents=True, exist_ok=True)
-    runs = runs_table(results)
+    runs = runs_table(results) if runs is None else runs
     if runs.empty or not runs.status.isin(DONE).any():
         found = ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items()) if len(runs) else "no runs"
         raise FileNotFoundError(f"no finished run under {results} ({found}); run `python run_all.py` first")

@@ -46,6 +46,33 @@ def test_report_only_rebuilds_without_training(results):
     assert {p: p.stat().st_mtime_ns for p in results.glob("runs/*/summary.json")} == before
 
 
+def test_report_only_script_skips_the_training_stack(results, tmp_path):
+    """`python run_all.py --report-only` answers before importing torch or Lightning (seconds of a
+    rebuild); any other command line, or a malformed one, still goes through run_all's full parser."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = ("import runpy, sys; sys.argv = ['run_all.py'] + sys.argv[1:]\n"
+              "try:\n    runpy.run_path('run_all.py', run_name='__main__')\n"
+              "except SystemExit as e:\n    code = e.code\n"
+              "print('loaded:', sorted(m for m in ('torch', 'lightning') if m in sys.modules), 'exit:', code)")
+    root = Path(run_all.__file__).parent
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=root, capture_output=True, text=True,
+                              timeout=300)
+        return done.stdout.strip().splitlines()[-1], done.stdout + done.stderr
+
+    last, out = run("--report-only", "--results-dir", str(results))
+    assert last == "loaded: [] exit: 0" and "Verdicts (" in out and "report: " in out
+    (tmp_path / "file").write_text("")
+    last, out = run("--report-only", "--results-dir", str(tmp_path / "file"))
+    assert last == "loaded: [] exit: 2" and "is a file, not a folder" in out
+    # not the fast path's to answer: run_all's full parser rejects it with its usage line
+    last, out = run("--report-only", "--results-dir", str(results), "--bogus")
+    assert last == "loaded: ['lightning', 'torch'] exit: 2" and "unrecognized arguments: --bogus" in out
+
+
 def test_corrupt_and_missing_files_are_reported_and_skipped(results, tmp_path):
     import shutil
     copy = tmp_path / "copy"
