@@ -21,7 +21,7 @@ import pandas as pd
 from ablations.results import DONE
 
 from .figures import FIGURES
-from .plotting import PAGE_WIDTH_IN, StudyData
+from .plotting import PAGE_WIDTH_IN, StudyData, shown_variants
 
 MAX_VARIANTS = 12
 MAX_LAYERS = 6           # histogram columns: evenly spaced by depth, first and last included
@@ -85,14 +85,19 @@ def _in_order(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     return [v for v in dict.fromkeys(members.variant) if v in present]
 
 
-def _variants(members: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """Study-ordered variants that have diagnostics; if more than MAX_VARIANTS, those with the fewest
-    layers (one depth of a depth grid), at most MAX_VARIANTS of them."""
+def _variants(data: StudyData, table: pd.DataFrame, members: pd.DataFrame | None = None) -> list[str]:
+    """Study-ordered variants (of `members`, default the study's) that have rows in `table`; if more than
+    MAX_VARIANTS, of those with the fewest layers (one depth of a depth grid) the control and the best
+    by final val accuracy, as the study's other figures choose theirs (shown_variants)."""
+    members = data.members if members is None else members
     order = _in_order(members, table)
     if len(order) <= MAX_VARIANTS:
         return order
     layers = table.groupby("variant").depth.max()
-    return [v for v in order if layers[v] == layers[order].min()][:MAX_VARIANTS]
+    fewest = [v for v in order if layers[v] == layers[order].min()]
+    if "final_val_acc" not in members:
+        return fewest[:MAX_VARIANTS]
+    return shown_variants(members[members.variant.isin(fewest)], MAX_VARIANTS, control=data.control)[0]
 
 
 def _members(data: StudyData) -> pd.DataFrame:
@@ -114,7 +119,7 @@ def activation_histograms(data: StudyData) -> plt.Figure | None:
     if not firsts:
         return None
     depths = pd.DataFrame([{"variant": v, "depth": len(s[0]["layers"])} for v, s in firsts.items()])
-    variants = _variants(members[members.variant.isin(firsts)], depths)
+    variants = _variants(data, depths, members[members.variant.isin(firsts)])
     cols = max(len(firsts[v][0]["layers"]) for v in variants)
     picks = sorted({round(i) for i in np.linspace(0, cols - 1, min(cols, MAX_LAYERS))})
     # Laid out once by hand (tight_layout measured every panel's ticks: half of this figure's time); the
@@ -154,7 +159,7 @@ def update_ratio(data: StudyData) -> plt.Figure | None:
     kinds = {"update_ratio": "lr |grad| / |weight|", "step_ratio": "|dw| / |weight| (step taken)"}
     if table.empty or not set(kinds) & set(table.metric):
         return None
-    part = table[table.metric.isin(list(kinds)) & table.variant.isin(_variants(data.members, table))].copy()
+    part = table[table.metric.isin(list(kinds)) & table.variant.isin(_variants(data, table))].copy()
     part = part[np.isfinite(part.value) & (part.value > 0)]
     if part.empty:
         return None
@@ -193,7 +198,7 @@ def dead_units(data: StudyData) -> plt.Figure | None:
     table = diagnostics_table(data.results_dir, _members(data)) if data.results_dir else pd.DataFrame()
     if table.empty:
         return None
-    shown = table.variant.isin(_variants(data.members, table))
+    shown = table.variant.isin(_variants(data, table))
     part = table[table.metric.isin(["dead_frac", "saturated_frac"]) & shown]
     if part.empty or not (part.value.fillna(0) > 0).any():
         return None

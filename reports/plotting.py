@@ -6,6 +6,7 @@ Figure modules import from here; reports/figures.py holds the registry (FIGURES)
 """
 from __future__ import annotations
 
+import colorsys
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -70,28 +71,44 @@ class StudyData:
         return control if control in self.order else None
 
     @cached_property
+    def shown(self) -> list[str]:
+        """The variants the per-variant figures draw (shown_variants: all of them up to MAX_VARIANTS)."""
+        if len(self.order) <= MAX_VARIANTS or "final_val_acc" not in self.members:
+            return self.order
+        return shown_variants(self.members, control=self.control)[0]
+
+    @cached_property
     def colors(self) -> dict[str, tuple]:
-        """One colour per variant, the same in every figure of the study."""
-        return variant_colors(self.order, self.control)
+        """One colour per variant, the same in every figure of the study; the distinct ones go to the
+        variants the figures draw."""
+        return variant_colors(self.order, self.control, self.shown)
 
 
 # --- colours --------------------------------------------------------------------------------------
 # Finished runs that ended before their last epoch: the loss turned non-finite, or the opt-in
 # search-time stop ended them.  Figures mark them wherever they show runs.
 ENDED_EARLY = ("diverged", "stopped_early")
+GOLDEN = (5 ** 0.5 - 1) / 2   # hue step: consecutive hues as far apart as any sequence keeps them
 CONTROL_COLOR = (0.2, 0.2, 0.2)   # the reference: dark grey wherever it appears
 OUTCOME_COLORS = {SUPPORTED: "#1a9850", CONTRADICTED: "#d73027", NO_DIFFERENCE: "#4575b4", UNDECIDED: "#e08214"}
 
 
-def variant_colors(order: list[str], control: str | None = None) -> dict[str, tuple]:
-    """A function of the variant order alone, so every figure of a study agrees: the control dark
-    grey, the others tab10 (up to 10), tab20 (up to 20: neighbours in a grid's order, such as two
-    depths of one init, get a dark and a light shade of one hue) or evenly spaced hues (more: names
-    carry the rest)."""
+def variant_colors(order: list[str], control: str | None = None, first: list[str] = ()) -> dict[str, tuple]:
+    """A function of the variant order (and `first`) alone, so every figure of a study agrees: the
+    control dark grey, the others tab10 (up to 10) or tab20 (up to 20: neighbours in a grid's order,
+    such as two depths of one init, get a dark and a light shade of one hue).  Beyond 20, tab20 goes
+    to the variants in `first` (those the figures draw, at most 20), and the rest get hues a golden
+    angle apart in study order, at two lightnesses, so that any few neighbours differ (evenly spaced
+    hues made a dozen neighbours of a search one smear of green)."""
     others = [v for v in order if v != control]
-    palette = sns.color_palette("tab10" if len(others) <= 10 else "tab20" if len(others) <= 20 else "husl",
-                                len(others))
-    colors = dict(zip(others, palette))
+    if len(others) <= 20:
+        colors = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "tab20", len(others))))
+    else:
+        chosen = set(first)
+        lead = [v for v in others if v in chosen][:20]
+        rest = [v for v in others if v not in set(lead)]
+        colors = dict(zip(lead, sns.color_palette("tab20", len(lead))))
+        colors.update({v: colorsys.hls_to_rgb((i * GOLDEN) % 1.0, (0.42, 0.6)[i % 2], 0.7) for i, v in enumerate(rest)})
     if control is not None:
         colors[control] = CONTROL_COLOR
     return {v: colors[v] for v in order}

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import seaborn as sns
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
@@ -127,6 +128,34 @@ def test_each_variant_keeps_one_colour_in_every_figure_of_its_study():
     assert lines == dots == {_rgb(c) for c in data.colors.values()}
     plt.close(curves)
     plt.close(final)
+
+
+def _closest(colors) -> float:
+    rgb = np.array([to_rgba(c)[:3] for c in colors])
+    return min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:])
+
+
+def test_beyond_twenty_variants_the_drawn_ones_get_distinct_colours_and_neighbours_differ():
+    order = [f"v{i}" for i in range(41)]
+    drawn = order[5:17]
+    colors = variant_colors(order, "v0", drawn)
+    assert colors == variant_colors(order, "v0", drawn) and colors["v0"] == CONTROL_COLOR
+    assert {_rgb(colors[v]) for v in drawn} <= {_rgb(c) for c in sns.color_palette("tab20")}
+    assert _closest([colors[v] for v in drawn]) >= _closest(sns.color_palette("tab20")) - 1e-9
+    rest = [v for v in order if v not in drawn and v != "v0"]
+    # any dozen neighbours in study order stay apart (evenly spaced hues put them 0.03 apart in RGB)
+    assert min(_closest([colors[v] for v in rest[i:i + 12]]) for i in range(len(rest) - 11)) > 0.1
+
+
+def test_diagnostics_of_a_large_study_draw_the_variants_its_other_figures_draw():
+    from reports.diagnostics import MAX_VARIANTS as MOST, _variants
+    values = {f"lr={k}": [0.5 + 0.01 * k, 0.51 + 0.01 * k] for k in range(30)}   # the best are the last
+    runs = _runs(values)
+    data = StudyData("s", runs, _history(runs), {"control": "lr=0"})
+    table = pd.DataFrame({"variant": list(values), "depth": 2})
+    picked = _variants(data, table)
+    assert len(picked) == MOST and set(picked) <= set(data.shown) and "lr=29" in picked and "lr=1" not in picked
+    assert len({_rgb(data.colors[v]) for v in picked}) == MOST
 
 
 def test_learning_curves_become_small_multiples_beyond_eight_variants_in_the_study_colours():
