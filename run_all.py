@@ -20,7 +20,6 @@ if __name__ == "__main__" and "--report-only" in sys.argv[1:]:
 
 # The training stack, for everything else.
 import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import uuid  # noqa: E402
@@ -34,30 +33,21 @@ from ablations.code_version import code_version  # noqa: E402
 from ablations.executors import EXECUTORS, Job, default_workers  # noqa: E402
 from ablations.grid import plan, write_manifests  # noqa: E402
 from ablations.interrupts import GridSignals  # noqa: E402
+from ablations.listing import print_listing  # noqa: E402
 from ablations.pool import STOP, RunInterrupted  # noqa: E402
-from ablations.preflight import check_results_dir, check_runs  # noqa: E402
+from ablations.preflight import check_runs  # noqa: E402
 from ablations.presets import PRESETS  # noqa: E402
 from ablations.stages import next_stages  # noqa: E402
-from ablations.storage import disk_full  # noqa: E402
+from ablations.storage import check_results_dir, disk_full  # noqa: E402
 from ablations.studies import STUDIES  # noqa: E402
-from ablations.study import EXPANSIONS  # noqa: E402
-from ablations.tracking import MODES, Tracking  # noqa: E402
-from ablations.transfer import SOURCES  # noqa: E402
-from datamodules import AUGMENTATIONS, DATASETS, MIXES, PREPROCESSORS, load_dataset  # noqa: E402
-from lit_modules import (ACTIVATIONS, INITIALIZERS, NETWORKS, NORMS, OPTIMIZERS, SCHEDULES, ConfigError)  # noqa: E402
-from lit_modules import POOLS, TRANSFER_MODES  # noqa: E402
+from ablations.tracking import Tracking  # noqa: E402
+from datamodules import load_dataset  # noqa: E402
+from lit_modules import ConfigError  # noqa: E402
 from reports import runs_table  # noqa: E402
 from reports.rebuild import rebuild, report_only  # noqa: E402
 from reports.stats import ALPHA  # noqa: E402
 from reports.verdicts import undecided_variants  # noqa: E402
 from reports.wandb_report import PublishError  # noqa: E402
-
-REGISTRIES = {"datasets": DATASETS, "preprocessing": PREPROCESSORS, "augmentations": AUGMENTATIONS,
-              "networks": NETWORKS, "activations": ACTIVATIONS, "initializers": INITIALIZERS, "norms": NORMS,
-              "optimizers": OPTIMIZERS, "schedules": SCHEDULES, "expansion modes": EXPANSIONS,
-              "executors": EXECUTORS, "wandb modes": MODES, "presets": PRESETS}
-REGISTRIES.update({"transfer modes": TRANSFER_MODES, "transfer sources": SOURCES, "pools": POOLS, "mixes": MIXES})
-
 
 def _count(least: int):
     """An argparse type: an integer of at least `least`, else argparse's usage error (exit 2)."""
@@ -105,29 +95,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def listing() -> dict[str, Any]:
-    studies = {name: {"claim": s.claim, "mode": s.mode, "axes": list(s.axes), "trials": len(s.trials()),
-                      "staged": s.then is not None}
-               for name, s in ((n, STUDIES.get(n)) for n in STUDIES.names())}
-    return {"studies": studies, **{k: r.names() for k, r in REGISTRIES.items()}}
-
-
-def print_listing(as_json: bool) -> None:
-    info = listing()
-    if as_json:
-        print(json.dumps(info, indent=2))
-        return
-    print("studies:")
-    for name, s in info.pop("studies").items():
-        print(f"  {name:<16} {s['mode']:<14} {s['trials']:>3} trials  {s['claim']}")
-    for kind, names in info.items():
-        print(f"{kind}: {', '.join(names)}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
-        print_listing(args.json)
+        print_listing(STUDIES, args.json)
         return 0
     resume = shlex.join(["python", "run_all.py", *(sys.argv[1:] if argv is None else argv)])
     STOP.clear()   # a fresh grid (tests call main more than once in one process)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lit_modules import ConfigError
 
-from .preflight import check_results_dir, check_runs
+from .preflight import check_runs
+from .storage import check_results_dir
 from .runner import resolve, train
 
 

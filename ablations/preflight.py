@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -16,7 +15,6 @@ from lit_modules import ConfigError, ModelConfig
 from lit_modules.networks import build_network
 
 from .config import RunConfig
-from .storage import check_results_dir  # noqa: F401  (lives with the other results-folder code: torch-free)
 
 
 def check_device(cfg: RunConfig) -> None:

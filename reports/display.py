@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablations.results import DONE, METRICS
+from ablations.metrics import METRICS
+from ablations.results import DONE
 
 
 # --- numbers --------------------------------------------------------------------------------------------
