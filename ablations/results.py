@@ -1,6 +1,6 @@
-"""The results folder is a contract, and this module owns it: layout, statuses, the schema of
-summary.json (its numbers are the metrics of ablations/metrics.py) and of the study manifests, and the
-one reader that the stage planner, the ledger and the report all go through.
+"""The results folder is a contract, and this module owns it: layout, statuses, metric names, the
+schema of summary.json and of the study manifests, and the one reader that the stage planner, the
+ledger and the report all go through.
 
     <results>/studies/<study>.json            manifest: which run is which (variant, seed) of a study
     <results>/runs/<run_id>/config.json       the resolved config
@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from lit_modules.registry import Registry  # noqa: F401  (the report's registries import it from the contract)
+from lit_modules.registry import ConfigError, Registry
 
-from .metrics import LABELS, METRICS
 from .storage import write_json
 
 # --- statuses -------------------------------------------------------------------------------------
@@ -51,6 +52,93 @@ def run_dir(results: str | Path, run_id: str) -> Path:
 
 def manifest_path(results: str | Path, study: str) -> Path:
     return Path(results) / "studies" / f"{study}.json"
+
+
+# --- metrics --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """A number a run (or the report, `derived`) produces.  `smallest_effect` is the smallest difference
+    that matters for verdicts unless a rule sets its own; `procedures` are those whose runs have it."""
+    higher_is_better: bool | None
+    unit: str
+    smallest_effect: float = math.nan
+    procedures: tuple[str, ...] = ("fit", "overfit")
+    derived: bool = False      # computed by the report from metrics.csv, not stored in summary.json
+
+
+_ACC = dict(higher_is_better=True, unit="fraction", smallest_effect=0.005)   # half a point of accuracy
+_LOSS = dict(higher_is_better=False, unit="nats", smallest_effect=0.01)
+_LANDSCAPE = ("landscape",)
+METRICS: Registry[Metric] = Registry("metric", {
+    "initial_loss": Metric(None, "nats"),
+    "best_val_acc": Metric(**_ACC),
+    "final_val_acc": Metric(**_ACC),
+    "test_acc": Metric(**_ACC),
+    "train_acc": Metric(**_ACC),
+    "clean_train_acc": Metric(**_ACC),
+    "test_loss": Metric(**_LOSS),
+    "train_loss": Metric(**_LOSS),
+    "val_loss": Metric(**_LOSS),
+    "wall_time_s": Metric(False, "seconds", 0.5),
+    "epochs": Metric(None, "epochs"),
+    "train_examples": Metric(None, "images", procedures=("fit", "overfit", "lr_find")),
+    "diverged_step": Metric(None, "steps"),
+    "stopped_early_epoch": Metric(None, "epochs"),
+    # Under data.label_noise: on the corrupted training examples, the share of corrupted labels the net
+    # reproduces (memorization) and of true labels it recovers.
+    "memorized_frac": Metric(False, "fraction", 0.01),
+    "corrupted_true_acc": Metric(**_ACC),
+    "corrupted_n": Metric(None, "examples"),
+    # Babysitting diagnostics (lit_modules/diagnostics.py), on fit runs with diagnostics on.
+    "expected_initial_loss": Metric(None, "nats"),
+    "initial_act_std": Metric(None, "std", 0.01),
+    "initial_saturated_frac": Metric(None, "fraction", 0.01),
+    "final_saturated_frac": Metric(None, "fraction", 0.01),
+    "final_dead_frac": Metric(False, "fraction", 0.01),
+    "final_update_ratio": Metric(None, "ratio"),
+    # Derived by the report from the learning curves (reports/verdicts.py add_convergence).
+    "val_loss_auc": Metric(False, "nats x epochs", 0.05, derived=True),
+    **{f"epochs_to_{f}": Metric(False, "epochs", 1.0, derived=True) for f in (90, 95, 99)},
+    **{f"seconds_to_{f}": Metric(False, "seconds", 0.5, derived=True) for f in (90, 95, 99)},
+    "gap": Metric(False, "fraction", 0.01, derived=True),
+    # Procedure-specific (ablations/procedures.py, ablations/landscape.py).
+    "lr_find_suggestion": Metric(None, "lr", procedures=("lr_find",)),
+    "lr_find_points": Metric(None, "count", procedures=("lr_find",)),
+    "lr_find_low_change": Metric(False, "fraction", procedures=("lr_find",)),
+    "lr_find_blowup": Metric(True, "ratio", procedures=("lr_find",)),
+    "lr_find_best_lr": Metric(None, "lr", procedures=("lr_find",)),
+    "final_loss": Metric(False, "loss", 1e-3, procedures=_LANDSCAPE),
+    "tail_loss": Metric(False, "loss", 1e-3, procedures=_LANDSCAPE),
+    "distance": Metric(False, "distance", 1e-3, procedures=_LANDSCAPE),
+    "shallow_progress": Metric(True, "fraction", 0.01, procedures=_LANDSCAPE),
+    "overshoot": Metric(None, "fraction", 0.01, procedures=_LANDSCAPE),
+    "steep_flips": Metric(None, "count", 1.0, procedures=_LANDSCAPE),
+    # Censored: a run that never leaves the saddle has no escape step (+inf, never a number).
+    "escape_step": Metric(False, "steps", 1.0, procedures=_LANDSCAPE),
+    "steps_taken": Metric(None, "steps", procedures=_LANDSCAPE),
+})
+# Text and flags in summary.json that are not metrics.
+LABELS = {"advice": str, "initial_loss_suspect": bool, "predictions": str, "error": str, "traceback": str,
+          "device": str, "code_version": str, "versions": dict}
+
+
+def check_metric(name: str, procedure: str) -> Metric:
+    """The metric, if runs of `procedure` produce it; else a ConfigError naming what they produce."""
+    metric = METRICS.get(name)
+    if procedure not in metric.procedures:
+        have = [n for n in METRICS.names() if procedure in METRICS.get(n).procedures]
+        raise ConfigError(f"metric {name!r} is not produced by {procedure!r} runs; they produce: {', '.join(have)}")
+    return metric
+
+
+def direction(metric: str, higher_is_better: bool | None) -> bool:
+    """A rule's own direction, else the metric's."""
+    return METRICS.get(metric).higher_is_better if higher_is_better is None else higher_is_better
+
+
+def smallest_effect(metric: str, delta: float | None) -> float:
+    """A rule's own smallest effect of interest, else the metric's default."""
+    return METRICS.get(metric).smallest_effect if delta is None else delta
 
 
 # --- summary.json -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ is planned, so a rule naming a variant the study lacks, or a metric its runs wil
 before anything trains.  reports.verdicts evaluates the stored dicts from the results folder alone.
 
 Every comparison carries `delta`, the smallest difference that matters (None: the metric's default in
-ablations.metrics.METRICS); reports.stats turns it into one of four outcomes.  No torch here.
+ablations.results.METRICS); reports.stats turns it into one of four outcomes.  No torch here.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from lit_modules.registry import ConfigError, Registry
 
-from .metrics import check_metric
+from .results import check_metric
 
 OPS = ("<", "<=", ">", ">=", "==")
 

@@ -19,7 +19,6 @@ from lit_modules import ConfigError
 from lit_modules.config_tools import flat_dict
 
 from . import results
-from .metrics import METRICS
 from .grid import PlannedRun
 from .study import Study
 
@@ -38,7 +37,7 @@ def stage_table(study: Study, runs: Sequence[PlannedRun], results_dir: str | Pat
             row["order"] = t.order
             rows.append(row)
     table = pd.DataFrame(rows)
-    for name in METRICS.names():
+    for name in results.METRICS.names():
         table[name] = pd.to_numeric(table[name], errors="coerce") if name in table else math.nan
     # Test metrics stay out: choosing the next stage on them would leak the test set.
     table = table.drop(columns=[c for c in table if c.startswith("test_") or c.startswith("config.")])

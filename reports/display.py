@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablations.metrics import METRICS
-from ablations.results import DONE
+from ablations.results import DONE, METRICS
 
 
 # --- numbers --------------------------------------------------------------------------------------------

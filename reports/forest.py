@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ablations.metrics import smallest_effect
+from ablations.results import smallest_effect
 
 from .plotting import (ENDED_EARLY, OUTCOME_COLORS, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control,
                        percent_axis, shown_variants, unit_label, variant_axis)

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from ablations.metrics import smallest_effect
-from ablations.results import DONE
+from ablations.results import DONE, smallest_effect
 
 from .plotting import ENDED_EARLY, PAGE_WIDTH_IN, StudyData, is_fraction, paired_to_control, unit_label
 

@@ -22,8 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ablations.metrics import METRICS  # noqa: E402
-from ablations.results import DONE  # noqa: E402
+from ablations.results import DONE, METRICS  # noqa: E402
 
 from .display import is_fraction, metric_name  # noqa: E402,F401  (is_fraction: figures import it from here)
 from .stats import CONTRADICTED, NO_DIFFERENCE, SUPPORTED, UNDECIDED  # noqa: E402

@@ -16,8 +16,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
-from ablations.metrics import direction, smallest_effect
-from ablations.results import DONE, Registry
+from ablations.results import DONE, Registry, direction, smallest_effect
 
 from . import stats
 from .stats import Comparison, combine, decide, describe, exact, paired_t, sign_test

@@ -17,12 +17,9 @@ that the server answers within a few seconds first, so an offline machine gets a
 from __future__ import annotations
 
 import json
-import netrc
 import os
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
-from urllib.parse import urlparse
 
 from ablations.wandb_layout import (CODE_VERSION_KEY, CONNECT_TIMEOUT_S, EPOCH_AXIS, STEP_AXIS, STUDIES_KEY,  # noqa: F401
                                     axis_name, base_url, connect_error, has_credentials)

@@ -6,7 +6,7 @@ import pytest
 
 from ablations.grid import plan
 from ablations.presets import PRESETS, Preset
-from ablations.metrics import METRICS
+from ablations.results import METRICS
 from ablations.rules import AllOf
 from ablations.studies import STUDIES
 from ablations.study import Study
