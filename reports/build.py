@@ -67,6 +67,14 @@ def study_stats(runs: pd.DataFrame, study: str, control: str | None = None) -> p
     return pd.DataFrame(rows)
 
 
+def unfinished(runs: pd.DataFrame) -> str | None:
+    """What the runs table holds ("3 failed, 1 interrupted", "no runs") when none of its runs finished,
+    else None: there is nothing to report then."""
+    if len(runs) and runs.status.isin(DONE).any():
+        return None
+    return ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items()) if len(runs) else "no runs"
+
+
 def _manifest(results: Path, study: str) -> dict:
     return read_manifest(manifest_path(results, study))
 
@@ -159,8 +167,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     out = Path(out_dir) if out_dir else results / "report"
     out.mkdir(parents=True, exist_ok=True)
     runs = runs_table(results) if runs is None else runs
-    if runs.empty or not runs.status.isin(DONE).any():
-        found = ", ".join(f"{n} {s}" for s, n in runs.status.value_counts().items()) if len(runs) else "no runs"
+    if (found := unfinished(runs)) is not None:
         raise FileNotFoundError(f"no finished run under {results} ({found}); run `python run_all.py` first")
     errors = runs.attrs.get("errors", [])
     history = history_table(results, runs.run_id[runs.status != "damaged"])

@@ -94,7 +94,8 @@ def _variants(data: StudyData, table: pd.DataFrame, members: pd.DataFrame | None
     if len(order) <= MAX_VARIANTS:
         return order
     layers = table.groupby("variant").depth.max()
-    fewest = [v for v in order if layers[v] == layers[order].min()]
+    shallowest = layers[order].min()
+    fewest = [v for v in order if layers[v] == shallowest]
     if "final_val_acc" not in members:
         return fewest[:MAX_VARIANTS]
     return shown_variants(members[members.variant.isin(fewest)], MAX_VARIANTS, control=data.control)[0]

@@ -106,7 +106,8 @@ def variant_colors(order: list[str], control: str | None = None, first: list[str
     else:
         chosen = set(first)
         lead = [v for v in others if v in chosen][:20]
-        rest = [v for v in others if v not in set(lead)]
+        chosen = set(lead)
+        rest = [v for v in others if v not in chosen]
         colors = dict(zip(lead, sns.color_palette("tab20", len(lead))))
         colors.update({v: colorsys.hls_to_rgb((i * GOLDEN) % 1.0, (0.42, 0.6)[i % 2], 0.7) for i, v in enumerate(rest)})
     if control is not None:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.results import DONE
 from ablations.storage import check_results_dir
 from lit_modules.registry import ConfigError
 
-from .build import build
+from .build import build, unfinished
 from .overview import terminal
 from .tables import runs_table, study_summary
 from .wandb_report import PublishError
@@ -29,9 +28,8 @@ def rebuild(results_dir: str | Path, out_dir: str | Path | None = None, workers:
     """Print the per-study table, write the report folder (reports.build.build) and print the verdict
     overview; None, with a line saying so, where no run has finished yet (a grid stopped early)."""
     runs = runs_table(results_dir)
-    if runs.empty or not runs.status.isin(DONE).any():
-        states = ", ".join(f"{n} {status}" for status, n in runs.status.value_counts().items()) if len(runs) else "none"
-        print(f"no finished run in {results_dir} yet ({states}): nothing to report")
+    if (found := unfinished(runs)) is not None:
+        print(f"no finished run in {results_dir} yet ({found}): nothing to report")
         return None
     with pd.option_context("display.width", 140, "display.max_rows", 500):
         print(study_summary(runs).round(4).to_string(index=False))
