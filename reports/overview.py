@@ -119,7 +119,8 @@ def markdown(rows: Sequence[dict[str, Any]], page: str | None = "") -> list[str]
     document), or to nothing when `page` is None."""
     cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
     name = lambda r: f"`{r['study']}`" if page is None else f"[`{r['study']}`]({page}#{r['anchor']})"  # noqa: E731
-    lines = ["| study | claim | verdict | deciding effect [95% CI unless stated] | n | runs |", "| --- | --- | --- | --- | --- | ---: |"]
+    lines = ["| study | claim | verdict | deciding effect, > 0 favours the claim [95% CI unless stated] | n | runs |",
+             "| --- | --- | --- | --- | --- | ---: |"]
     lines += [f"| {name(r)} | {cell(r['claim'])} | **{r['verdict']}** | {cell(r['effect'])} | "
               f"{r['n']} | {r['runs']} |" for r in rows]
     return lines
