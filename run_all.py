@@ -43,10 +43,9 @@ from ablations.studies import STUDIES  # noqa: E402
 from ablations.tracking import Tracking  # noqa: E402
 from datamodules import load_dataset  # noqa: E402
 from lit_modules import ConfigError  # noqa: E402
-from reports import runs_table  # noqa: E402
 from reports.rebuild import rebuild, report_only  # noqa: E402
 from reports.stats import ALPHA  # noqa: E402
-from reports.verdicts import undecided_variants  # noqa: E402
+from reports.verdicts import undecided_variants, verdict_table  # noqa: E402
 from reports.wandb_report import PublishError  # noqa: E402
 
 def _count(least: int):
@@ -278,7 +277,7 @@ def add_seeds_until_decided(stages: list, design: dict[str, Any], args: argparse
     nothing it has."""
     more: dict[str, dict[str, int]] = {}
     for n in design["looks"][1:]:
-        table = runs_table(results)
+        table = verdict_table(results)   # with val_loss_auc, gap...: rules on them decide too
         grow = {}
         for study in (s for s in stages if s.verdict is not None):
             members = table[table.study == study.name] if "study" in table else table

@@ -203,9 +203,21 @@ def all_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]
     return [part for r in rule["rules"] for part in RULES.get(r["rule"])(r, runs, ctx)]
 
 
+def verdict_table(results_dir) -> pd.DataFrame:
+    """The runs table of a results folder as verdicts read it: with the metrics the report derives from
+    the learning curves (val_loss_auc, gap, epochs_to_*, ...), which no summary.json holds.  A rule on
+    one of them, evaluated on the bare runs table, sees no number on any run: every seed ties."""
+    from .tables import history_table, runs_table
+    runs = runs_table(results_dir)
+    if runs.empty or "status" not in runs:
+        return runs
+    return add_convergence(runs, history_table(results_dir, runs.run_id[runs.status != "damaged"]))
+
+
 def undecided_variants(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None,
                        design: dict[str, Any] | None = None) -> set[str]:
-    """The variants of the comparisons that more seeds could decide (run_all --until-decided)."""
+    """The variants of the comparisons that more seeds could decide (run_all --until-decided); `runs`
+    as verdict_table gives them (with the derived metrics)."""
     if not rule:
         return set()
     return {v for c in evaluate(rule, runs, results_dir, design).comparisons
