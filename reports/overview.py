@@ -80,7 +80,8 @@ def headline(comparisons: Sequence[Comparison], outcome: str, checked: Sequence[
     if not comparisons:
         c = next((c for c in checked if c[0] == outcome), checked[0] if checked else None)
         more = f" (+{len(checked) - 1} more check{'s' * (len(checked) > 2)})" if len(checked) > 1 else ""
-        return (f"{c[1]} (a check on each run){more}", "") if c else ("", "")
+        # per-seed values: a check on each run; none: nothing was there to check (no run has the metric)
+        return (f"{c[1]}{' (a check on each run)' * bool(c[2])}{more}", "") if c else ("", "")
     c = next((c for c in comparisons if c.outcome == outcome), comparisons[0])
     more = f" (+{len(comparisons) - 1} more comparison{'s' * (len(comparisons) > 2)})" if len(comparisons) > 1 else ""
     return f"{c.label}: {c.metric} {effect(c)}{more}", f"{c.n} {c.unit}"

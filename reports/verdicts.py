@@ -114,10 +114,20 @@ def compare(label: str, metric: str, delta: float, sign: float, mine: dict[int, 
     return sign_test(label, metric, delta, signs, pairs, level)
 
 
+def absent(label: str, runs: pd.DataFrame, *metrics: str) -> list[Part]:
+    """A comparison on a metric that no run in the table has (older results, or a derived metric the
+    caller did not add: verdict_table): undecided, and said so.  Read seed by seed it would be "no number
+    on either side" on every seed, an exact tie, and so "no practical difference"."""
+    missing = [m for m in metrics if m not in runs]
+    return [Check(stats.UNDECIDED, f"{label}: no run has {', '.join(missing)}")] if missing else []
+
+
 # --- the rules ------------------------------------------------------------------------------------------
 @RULES.register("better")
 def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
     metric = rule["metric"]
+    if missing := absent(f"{rule['variant']} vs {', '.join(rule['than'])}", runs, metric):
+        return missing
     sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     delta = smallest_effect(metric, rule.get("delta"))
     mine = per_seed(runs, rule["variant"], metric)
@@ -130,6 +140,8 @@ def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]
 def best_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
     """Per seed: the trial that `select` (val) picks in each group, compared on `metric` (test)."""
     metric, select, column = rule["metric"], rule["select"], f"axis.{rule['axis']}"
+    if missing := absent(f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']}", runs, metric, select):
+        return missing
     sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     pick_sign = 1.0 if direction(select, None) else -1.0
     chosen = {}
@@ -154,6 +166,8 @@ def interaction(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[
     have the metric (the others are counted in the label)."""
     metric = rule["metric"]
     names = [rule[k] for k in ("variant", "control", "other_variant", "other_control")]
+    if missing := absent(f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]})", runs, metric):
+        return missing
     a, b, c, d = (per_seed(runs, n, metric) for n in names)
     seeds = sorted(set(a) & set(b) & set(c) & set(d))
     usable = [s for s in seeds if None not in (a[s], b[s], c[s], d[s])]

@@ -166,6 +166,23 @@ def test_a_diverged_run_loses_but_three_seeds_decide_nothing():
     assert evaluate(RULE, _runs([nan] * 6, [0.5] * 6, status="failed"))[2][0].n == 0
 
 
+
+@pytest.mark.parametrize("rule", [
+    {**RULE, "metric": "val_loss_auc"},
+    {"rule": "best_of", "axis": "search", "group": "random", "than": "grid", "metric": "test_acc",
+     "select": "final_val_acc", "higher_is_better": None, "delta": None},
+    {"rule": "interaction", "variant": "a", "control": "b", "other_variant": "a", "other_control": "b",
+     "metric": "gap", "higher_is_better": None, "delta": None}], ids=["better", "best_of", "interaction"])
+def test_a_rule_on_a_metric_no_run_has_is_undecided_and_says_so(rule):
+    """Not "no practical difference": seed by seed, "no number on either side" would tie on every seed.
+    (run_all's --until-decided once evaluated val_loss_auc rules on a table without it.)"""
+    from reports.overview import headline, checks
+    verdict = evaluate(rule, _runs([0.9, 0.8, 0.85], [0.7, 0.6, 0.65]).assign(**{"axis.search": "grid"}))
+    assert verdict.outcome == UNDECIDED and verdict.comparisons == ()
+    assert f"no run has {rule['metric']}" in verdict.text
+    effect, _ = headline(verdict.comparisons, verdict.outcome, checks(verdict))
+    assert "no run has" in effect and "a check on each run" not in effect
+
 def test_runs_that_do_not_vary_with_the_seed_are_compared_exactly():
     """A deterministic toy problem gives the same value on every seed: no test is needed (nor possible),
     the difference is exact and the smallest effect decides."""
