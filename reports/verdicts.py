@@ -126,10 +126,10 @@ def absent(label: str, runs: pd.DataFrame, *metrics: str) -> list[Part]:
 @RULES.register("better")
 def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
     metric = rule["metric"]
+    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0   # an unknown name: ConfigError
+    delta = smallest_effect(metric, rule.get("delta"))
     if missing := absent(f"{rule['variant']} vs {', '.join(rule['than'])}", runs, metric):
         return missing
-    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
-    delta = smallest_effect(metric, rule.get("delta"))
     mine = per_seed(runs, rule["variant"], metric)
     return [replace(compare(f"{rule['variant']} vs {other}", metric, delta, sign, mine,
                             per_seed(runs, other, metric), ctx.level), variants=(rule["variant"], other))
@@ -140,10 +140,10 @@ def better(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]
 def best_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]:
     """Per seed: the trial that `select` (val) picks in each group, compared on `metric` (test)."""
     metric, select, column = rule["metric"], rule["select"], f"axis.{rule['axis']}"
-    if missing := absent(f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']}", runs, metric, select):
-        return missing
     sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     pick_sign = 1.0 if direction(select, None) else -1.0
+    if missing := absent(f"{rule['axis']}={rule['group']} vs {rule['axis']}={rule['than']}", runs, metric, select):
+        return missing
     chosen = {}
     for label in (rule["group"], rule["than"]):
         part = runs[(runs[column] == label) & runs.status.isin(DONE)] if column in runs else runs.iloc[:0]
@@ -166,12 +166,12 @@ def interaction(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[
     have the metric (the others are counted in the label)."""
     metric = rule["metric"]
     names = [rule[k] for k in ("variant", "control", "other_variant", "other_control")]
+    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     if missing := absent(f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]})", runs, metric):
         return missing
     a, b, c, d = (per_seed(runs, n, metric) for n in names)
     seeds = sorted(set(a) & set(b) & set(c) & set(d))
     usable = [s for s in seeds if None not in (a[s], b[s], c[s], d[s])]
-    sign = 1.0 if direction(metric, rule.get("higher_is_better")) else -1.0
     label = f"({names[0]} - {names[1]}) - ({names[2]} - {names[3]})"
     if len(usable) < len(seeds):
         label += f" [{len(seeds) - len(usable)} seeds left out: a run without {metric}]"
