@@ -23,17 +23,15 @@ import pandas as pd  # noqa: E402
 from reports.build import FIGURES, _manifest  # noqa: E402  (every figure module registered)
 from reports.plotting import StudyData  # noqa: E402
 from reports.search import edge_warnings  # noqa: E402
-from reports.tables import history_table, runs_table  # noqa: E402
-from reports.verdicts import add_convergence  # noqa: E402
+from reports.tables import runs_table  # noqa: E402
+from reports.verdicts import with_convergence  # noqa: E402
 
 PHASES = ("build", "tight box", "png", "svg")
 
 
 def breakdown(results: Path, out: Path) -> pd.DataFrame:
     """One row per drawn figure: study, figure, and the seconds of each phase."""
-    runs = runs_table(results)
-    history = history_table(results, runs.run_id[runs.status != "damaged"])
-    runs = add_convergence(runs, history)
+    runs, history = with_convergence(results, runs_table(results))
     rows = []
     for study in dict.fromkeys(runs.study):
         data = StudyData(study, runs, history, _manifest(results, study), results)

@@ -23,8 +23,8 @@ from .page import Section, write_index
 from .search import edge_warnings  # also registers the search figures
 from .stats import t_interval
 from .display import display_frame, display_stats, duplicates, rule_names
-from .tables import TABLES, history_table, runs_table
-from .verdicts import add_convergence, evaluate
+from .tables import TABLES, runs_table
+from .verdicts import evaluate, with_convergence
 
 # Imported for the entries they register in TABLES, FIGURES and RULES.
 REGISTERING = (ensembles, babysitting_figures, transfer_figures, diagnostics)
@@ -169,10 +169,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
     runs = runs_table(results) if runs is None else runs
     if (found := unfinished(runs)) is not None:
         raise FileNotFoundError(f"no finished run under {results} ({found}); run `python run_all.py` first")
-    errors = runs.attrs.get("errors", [])
-    history = history_table(results, runs.run_id[runs.status != "damaged"])
-    runs = add_convergence(runs, history)
-    runs.attrs["errors"] = errors
+    runs, history = with_convergence(results, runs)
     studies = list(dict.fromkeys(runs.study))
     manifests = {study: _manifest(results, study) for study in studies}
     data = {study: StudyData(study, runs, history, manifests[study], results) for study in studies}
@@ -209,7 +206,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, workers: i
                              for s in sections})
     lead = (f"{len(runs)} runs; dataset(s): {', '.join(map(str, runs['config.data.name'].dropna().unique()))}; "
             f"devices: {', '.join(map(str, runs['device'].dropna().unique())) if 'device' in runs else 'unknown'}")
-    write_index(out, lead, rows, run_conditions(runs), errors, sections)
+    write_index(out, lead, rows, run_conditions(runs), runs.attrs["errors"], sections)
     if publish:
         from .wandb_report import publish as publish_report
         report = _wandb_report(out, [manifests[s] for s in studies], runs, rows, wandb_project)

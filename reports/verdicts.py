@@ -20,6 +20,7 @@ from ablations.results import DONE, Registry, direction, smallest_effect
 
 from . import stats
 from .stats import Comparison, combine, decide, describe, exact, paired_t, sign_test
+from .tables import history_table, runs_table
 
 
 @dataclass(frozen=True)
@@ -217,15 +218,21 @@ def all_of(rule: dict[str, Any], runs: pd.DataFrame, ctx: Context) -> list[Part]
     return [part for r in rule["rules"] for part in RULES.get(r["rule"])(r, runs, ctx)]
 
 
+def with_convergence(results_dir, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(`runs` of a results folder with the metrics derived from the learning curves, the history they
+    came from): the tables verdicts and figures read.  The reader's errors stay on the runs table."""
+    history = history_table(results_dir, runs.run_id[runs.status != "damaged"])
+    out = add_convergence(runs, history)
+    out.attrs["errors"] = runs.attrs.get("errors", [])
+    return out, history
+
+
 def verdict_table(results_dir) -> pd.DataFrame:
     """The runs table of a results folder as verdicts read it: with the metrics the report derives from
     the learning curves (val_loss_auc, gap, epochs_to_*, ...), which no summary.json holds.  A rule on
     one of them, evaluated on the bare runs table, sees no number on any run: every seed ties."""
-    from .tables import history_table, runs_table
     runs = runs_table(results_dir)
-    if runs.empty or "status" not in runs:
-        return runs
-    return add_convergence(runs, history_table(results_dir, runs.run_id[runs.status != "damaged"]))
+    return runs if runs.empty or "status" not in runs else with_convergence(results_dir, runs)[0]
 
 
 def undecided_variants(rule: dict[str, Any] | None, runs: pd.DataFrame, results_dir=None,
